@@ -1,0 +1,336 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"qchat/protocol"
+)
+
+// Options tune a connection. Zero values take the defaults.
+type Options struct {
+	DialTimeout  time.Duration // connecting and reading the greeting (default 10s)
+	ReplyTimeout time.Duration // a request without its own deadline (default 30s)
+	PingInterval time.Duration // idle time before the client checks the server (default 30s)
+	MaxOutbound  int           // bytes queued to the server (default 4 MiB)
+}
+
+func (o *Options) defaults() {
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 10 * time.Second
+	}
+	if o.ReplyTimeout <= 0 {
+		o.ReplyTimeout = 30 * time.Second
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = 30 * time.Second
+	}
+	if o.MaxOutbound <= 0 {
+		o.MaxOutbound = 4 << 20
+	}
+}
+
+// Reply is a complete reply: its code, the text of its last line, and the
+// texts of the continuation lines before it.
+type Reply struct {
+	Code  int
+	Text  string
+	Lines []string
+}
+
+// ErrClosed is returned for requests on a closed connection; the error
+// also tells why it closed when the server said so (BYE).
+var ErrClosed = errors.New("connection closed")
+
+// Client is one connection to a qchat server. Its methods are safe for
+// concurrent use. Events arrive on Events(); the caller must keep reading
+// them (the connection stalls otherwise) until the channel is closed.
+type Client struct {
+	conn   net.Conn
+	rd     *protocol.LineReader
+	out    *protocol.Outbox
+	opts   Options
+	server string // the server's name, from its greeting
+	events chan protocol.Line
+
+	mu      sync.Mutex
+	pending map[string]*call
+	seq     uint64
+	err     error // why the connection ended
+	lastIn  time.Time
+	me      User
+
+	done chan struct{} // closed when the read loop ends
+}
+
+// User is an id with its nickname.
+type User struct {
+	ID   int64
+	Nick string
+}
+
+type call struct {
+	lines []string
+	fn    func(Reply, error)
+}
+
+// Dial connects to a server and reads its greeting.
+func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
+	opts.defaults()
+	d := net.Dialer{Timeout: opts.DialTimeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+	}
+	c := &Client{
+		conn: conn, opts: opts,
+		rd:      protocol.NewLineReader(conn, protocol.MaxLine),
+		events:  make(chan protocol.Line, 256),
+		pending: make(map[string]*call),
+		done:    make(chan struct{}),
+		lastIn:  time.Now(),
+	}
+	c.out = protocol.NewOutbox(conn, opts.MaxOutbound, opts.ReplyTimeout, func(err error) { c.fail(err) })
+	conn.SetReadDeadline(time.Now().Add(opts.DialTimeout))
+	line, err := c.rd.ReadLine()
+	conn.SetReadDeadline(time.Time{})
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("%s: no greeting: %w", addr, err)
+	}
+	g, err := protocol.ParseLine(line)
+	if err != nil || g.Code != protocol.CodeGreeting {
+		conn.Close()
+		if err == nil && g.Code >= 400 {
+			return nil, fmt.Errorf("%s: %w", addr, g.Err())
+		}
+		return nil, fmt.Errorf("%s: not a qchat server (greeting %q)", addr, protocol.Clip(string(line), 60))
+	}
+	c.server, _, _ = strings.Cut(g.Text, " ")
+	go c.readLoop()
+	go c.keepalive()
+	return c, nil
+}
+
+// Server is the server's name from its greeting.
+func (c *Client) Server() string { return c.server }
+
+// Events is the stream of events (and untagged replies) from the server.
+// PING is answered here and not passed on. The channel is closed when the
+// connection ends; Err then says why.
+func (c *Client) Events() <-chan protocol.Line { return c.events }
+
+// Done is closed when the connection has ended.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err says why the connection ended (nil while it is up).
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Me is the logged-in user (zero before login).
+func (c *Client) Me() User {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.me
+}
+
+func (c *Client) readLoop() {
+	defer func() {
+		c.conn.Close()
+		c.mu.Lock()
+		if c.err == nil {
+			c.err = ErrClosed
+		}
+		err, pending := c.err, c.pending
+		c.pending = nil
+		c.mu.Unlock()
+		for _, p := range pending {
+			p.fn(Reply{}, err)
+		}
+		c.rd.Close()
+		close(c.events)
+		close(c.done)
+	}()
+	for {
+		b, err := c.rd.ReadLine()
+		if errors.Is(err, protocol.ErrLineTooLong) {
+			continue
+		}
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		l, err := protocol.ParseLine(b)
+		if err != nil {
+			continue // a line we cannot read is skipped, not fatal
+		}
+		c.mu.Lock()
+		c.lastIn = time.Now()
+		c.mu.Unlock()
+		switch {
+		case l.IsEvent() && l.Kind == "PING":
+			c.send("PONG", l.Args[0])
+		case l.IsEvent() && l.Kind == "BYE":
+			text := l.Args[0]
+			if len(l.Args) > 1 {
+				text = l.Args[1]
+			}
+			c.fail(fmt.Errorf("%w by server: %s (%s)", ErrClosed, text, l.Args[0]))
+			c.events <- l
+		case l.IsEvent() || l.Tag == "":
+			c.events <- l
+		default:
+			c.complete(l)
+		}
+	}
+}
+
+// complete adds a reply line to its pending call and finishes the call on
+// its last line.
+func (c *Client) complete(l protocol.Line) {
+	c.mu.Lock()
+	p := c.pending[l.Tag]
+	if p == nil {
+		c.mu.Unlock()
+		return // a reply to a request that gave up waiting
+	}
+	if l.More {
+		p.lines = append(p.lines, l.Text)
+		c.mu.Unlock()
+		return
+	}
+	delete(c.pending, l.Tag)
+	c.mu.Unlock()
+	r := Reply{Code: l.Code, Text: l.Text, Lines: p.lines}
+	p.fn(r, l.Err())
+}
+
+// fail records why the connection ends and closes it.
+func (c *Client) fail(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.mu.Unlock()
+	c.conn.Close()
+}
+
+// keepalive pings a silent server and closes the connection when it does
+// not answer, so that a dead server is noticed within two intervals.
+func (c *Client) keepalive() {
+	t := time.NewTicker(c.opts.PingInterval / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		idle := time.Since(c.lastIn)
+		c.mu.Unlock()
+		if idle < c.opts.PingInterval {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), c.opts.PingInterval)
+		_, err := c.Do(ctx, "PING", "keepalive")
+		cancel()
+		if err != nil && !isProtocolError(err) {
+			c.fail(fmt.Errorf("server not answering: %w", err))
+			return
+		}
+	}
+}
+
+func isProtocolError(err error) bool {
+	var pe *protocol.Error
+	return errors.As(err, &pe)
+}
+
+// send writes a line that has no reply (PONG, ACK).
+func (c *Client) send(verb string, args ...string) error {
+	b, err := protocol.AppendCommand(nil, "", verb, args...)
+	if err != nil {
+		return err
+	}
+	return c.out.Write(b)
+}
+
+// Go sends a request and calls fn with its reply, from the read loop (fn
+// must not block). Failure replies come with a *protocol.Error.
+func (c *Client) Go(verb string, args []string, fn func(Reply, error)) error {
+	c.mu.Lock()
+	if c.pending == nil {
+		err := c.err
+		c.mu.Unlock()
+		return err
+	}
+	c.seq++
+	tag := "c" + strconv.FormatUint(c.seq, 36)
+	b, err := protocol.AppendCommand(nil, tag, verb, args...)
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	c.pending[tag] = &call{fn: fn}
+	c.mu.Unlock()
+	if err := c.out.Write(b); err != nil {
+		c.mu.Lock()
+		delete(c.pending, tag)
+		c.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// Do sends a request and waits for its reply, at most until ctx ends (or
+// ReplyTimeout when ctx has no deadline).
+func (c *Client) Do(ctx context.Context, verb string, args ...string) (Reply, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.ReplyTimeout)
+		defer cancel()
+	}
+	type result struct {
+		r   Reply
+		err error
+	}
+	ch := make(chan result, 1)
+	if err := c.Go(verb, args, func(r Reply, err error) { ch <- result{r, err} }); err != nil {
+		return Reply{}, err
+	}
+	select {
+	case res := <-ch:
+		return res.r, res.err
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return Reply{}, fmt.Errorf("%s: no answer from the server in time", verb)
+		}
+		return Reply{}, ctx.Err()
+	}
+}
+
+// Close closes the connection at once.
+func (c *Client) Close() error {
+	c.fail(ErrClosed)
+	<-c.done
+	return nil
+}
+
+// Quit logs out politely (QUIT), then closes.
+func (c *Client) Quit(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	c.Do(ctx, "QUIT")
+	c.out.Close(time.Second)
+	return c.Close()
+}

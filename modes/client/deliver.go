@@ -1,0 +1,61 @@
+package client
+
+import (
+	"fmt"
+
+	"qchat/history"
+)
+
+// Recorder decides what to do with an incoming message so that it is
+// shown exactly once and acknowledged only once it is shown and saved.
+// With a history log it survives restarts (the log knows what was shown);
+// without one it remembers ids in memory.
+type Recorder struct {
+	Hist *history.Log // may be nil
+	seen map[int64]struct{}
+}
+
+// Receive handles a MSG event: a duplicate is acknowledged and dropped;
+// a new message is shown (show), appended to history, then acknowledged.
+// It reports whether the message was new.
+func (r *Recorder) Receive(c *Client, m Message, show func(Message)) (bool, error) {
+	conv := fmt.Sprint(m.From)
+	dup := false
+	if r.Hist != nil {
+		has, err := r.Hist.Has(conv, m.ID)
+		if err != nil {
+			return false, err
+		}
+		dup = has
+	} else {
+		if r.seen == nil {
+			r.seen = make(map[int64]struct{})
+		}
+		_, dup = r.seen[m.ID]
+	}
+	if dup {
+		return false, c.Ack(m.ID)
+	}
+	show(m)
+	var err error
+	if r.Hist != nil {
+		_, err = r.Hist.Append(conv, history.Record{Time: m.Time, ID: m.ID, From: m.From, Nick: m.FromNick, Text: m.Text})
+	} else {
+		r.seen[m.ID] = struct{}{}
+	}
+	// Shown is enough to acknowledge: a history write failure is reported,
+	// it must not make the server send the message again.
+	if ackErr := c.Ack(m.ID); ackErr != nil {
+		return true, ackErr
+	}
+	return true, err
+}
+
+// RecordSent appends a message I sent to the history of its conversation.
+func (r *Recorder) RecordSent(me User, to int64, s Sent, text string) error {
+	if r.Hist == nil {
+		return nil
+	}
+	_, err := r.Hist.Append(fmt.Sprint(to), history.Record{Time: s.Time, ID: s.ID, Out: true, From: me.ID, Nick: me.Nick, Text: text})
+	return err
+}

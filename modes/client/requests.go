@@ -1,0 +1,205 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"qchat/protocol"
+)
+
+// Register creates an account and returns its id.
+func (c *Client) Register(ctx context.Context, nick, password string) (User, error) {
+	r, err := c.Do(ctx, "REG", nick, password)
+	if err != nil {
+		return User{}, err
+	}
+	return parseUser(r.Text)
+}
+
+// Login logs in as user (an id or a nickname).
+func (c *Client) Login(ctx context.Context, user, password string) (User, error) {
+	if _, err := c.Do(ctx, "USER", user); err != nil {
+		return User{}, err
+	}
+	r, err := c.Do(ctx, "PASS", password)
+	if err != nil {
+		return User{}, err
+	}
+	u, err := parseUser(r.Text)
+	if err == nil {
+		c.mu.Lock()
+		c.me = u
+		c.mu.Unlock()
+	}
+	return u, err
+}
+
+// parseUser reads "<id> <nick> ..." from a reply text.
+func parseUser(text string) (User, error) {
+	f := strings.Fields(text)
+	if len(f) < 2 {
+		return User{}, fmt.Errorf("unexpected reply %q", protocol.Clip(text, 40))
+	}
+	id, ok := protocol.ParseID(f[0])
+	if !ok {
+		return User{}, fmt.Errorf("unexpected reply %q", protocol.Clip(text, 40))
+	}
+	return User{ID: id, Nick: f[1]}, nil
+}
+
+// Presence is one line of LIST: a user who is online.
+type Presence struct {
+	User
+	State  string // online, away
+	Status string // status text, may be empty
+}
+
+// List returns who is online.
+func (c *Client) List(ctx context.Context) ([]Presence, error) {
+	r, err := c.Do(ctx, "LIST")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Presence, 0, len(r.Lines))
+	for _, l := range r.Lines {
+		f := strings.SplitN(l, " ", 4)
+		if len(f) < 3 {
+			continue
+		}
+		id, ok := protocol.ParseID(f[0])
+		if !ok {
+			continue
+		}
+		p := Presence{User: User{id, f[1]}, State: f[2]}
+		if len(f) == 4 {
+			p.Status = f[3]
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// Info returns a user's public profile as ordered key/value pairs.
+func (c *Client) Info(ctx context.Context, who string) ([][2]string, error) {
+	r, err := c.Do(ctx, "INFO", who)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][2]string, 0, len(r.Lines))
+	for _, l := range r.Lines {
+		k, v, _ := strings.Cut(l, " ")
+		out = append(out, [2]string{k, v})
+	}
+	return out, nil
+}
+
+// Sent is the server's answer to a message: its id, whether it was
+// "delivered" (acknowledged by the recipient) or "stored" (safe on disk),
+// the recipient's id and the server's time of the message.
+type Sent struct {
+	ID     int64
+	Status string
+	To     int64
+	Time   time.Time
+}
+
+// Send sends a private message and waits until the server says it is safe.
+func (c *Client) Send(ctx context.Context, to, text string) (Sent, error) {
+	if err := protocol.CheckText(text, protocol.MaxText); err != nil {
+		return Sent{}, err
+	}
+	r, err := c.Do(ctx, "MSG", to, text)
+	if err != nil {
+		return Sent{}, err
+	}
+	return parseSent(r.Text)
+}
+
+// parseSent reads "<msgid> delivered|stored <to> <time>".
+func parseSent(text string) (Sent, error) {
+	f := strings.Fields(text)
+	bad := fmt.Errorf("unexpected reply %q", protocol.Clip(text, 60))
+	if len(f) < 4 {
+		return Sent{}, bad
+	}
+	id, ok1 := protocol.ParseID(f[0])
+	to, ok2 := protocol.ParseID(f[2])
+	t, err := protocol.ParseTime(f[3])
+	if !ok1 || !ok2 || err != nil {
+		return Sent{}, bad
+	}
+	return Sent{ID: id, Status: f[1], To: to, Time: t}, nil
+}
+
+// SendAsync sends a message without waiting; fn hears the outcome from the
+// read loop and must not block.
+func (c *Client) SendAsync(to, text string, fn func(Sent, error)) error {
+	return c.Go("MSG", []string{to, text}, func(r Reply, err error) {
+		if err != nil {
+			fn(Sent{}, err)
+			return
+		}
+		fn(parseSent(r.Text))
+	})
+}
+
+// Ack tells the server that messages were shown or saved. It does not wait.
+func (c *Client) Ack(ids ...int64) error {
+	for len(ids) > 0 {
+		n := min(len(ids), 512)
+		var b strings.Builder
+		for i, id := range ids[:n] {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.FormatInt(id, 10))
+		}
+		if err := c.send("ACK", b.String()); err != nil {
+			return err
+		}
+		ids = ids[n:]
+	}
+	return nil
+}
+
+// Message is a MSG event.
+type Message struct {
+	ID       int64
+	From     int64
+	FromNick string
+	Time     time.Time
+	Text     string
+}
+
+// ParseMessage reads a MSG event.
+func ParseMessage(l protocol.Line) (Message, error) {
+	if l.Kind != "MSG" || len(l.Args) != 5 {
+		return Message{}, fmt.Errorf("not a MSG event")
+	}
+	id, ok1 := protocol.ParseID(l.Args[0])
+	from, ok2 := protocol.ParseID(l.Args[1])
+	t, err := protocol.ParseTime(l.Args[3])
+	if !ok1 || !ok2 || err != nil {
+		return Message{}, fmt.Errorf("malformed MSG event")
+	}
+	return Message{ID: id, From: from, FromNick: l.Args[2], Time: t, Text: l.Args[4]}, nil
+}
+
+// PresenceEvent reads a PRESENCE event.
+func PresenceEvent(l protocol.Line) (Presence, error) {
+	if l.Kind != "PRESENCE" || len(l.Args) < 3 {
+		return Presence{}, fmt.Errorf("not a PRESENCE event")
+	}
+	id, ok := protocol.ParseID(l.Args[0])
+	if !ok {
+		return Presence{}, fmt.Errorf("malformed PRESENCE event")
+	}
+	p := Presence{User: User{id, l.Args[1]}, State: l.Args[2]}
+	if len(l.Args) > 3 {
+		p.Status = l.Args[3]
+	}
+	return p, nil
+}

@@ -1,0 +1,71 @@
+package serve
+
+import (
+	"sort"
+	"sync"
+)
+
+// hub knows who is online. One RWMutex, short sections, no I/O under it
+// (session.send never blocks).
+type hub struct {
+	mu     sync.RWMutex
+	online map[int64]*session
+}
+
+func newHub() *hub { return &hub{online: make(map[int64]*session)} }
+
+// login marks s online and returns the session of the same user it
+// replaces (newer session takes over), or nil.
+func (h *hub) login(s *session) (old *session) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old = h.online[s.user]
+	h.online[s.user] = s
+	return old
+}
+
+// logout marks s offline; false if a newer session had taken its place.
+func (h *hub) logout(s *session) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.online[s.user] != s {
+		return false
+	}
+	delete(h.online, s.user)
+	return true
+}
+
+func (h *hub) isOnline(user int64) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.online[user] != nil
+}
+
+// onlineUser is a snapshot of one online user for LIST.
+type onlineUser struct {
+	user int64
+	nick string
+}
+
+// list returns who is online, by id.
+func (h *hub) list() []onlineUser {
+	h.mu.RLock()
+	out := make([]onlineUser, 0, len(h.online))
+	for id, s := range h.online {
+		out = append(out, onlineUser{id, s.nickname()})
+	}
+	h.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].user < out[j].user })
+	return out
+}
+
+// broadcast sends line to every online session but except's.
+func (h *hub) broadcast(line []byte, except int64) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for id, s := range h.online {
+		if id != except {
+			s.send(line)
+		}
+	}
+}

@@ -1,0 +1,67 @@
+package serve
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// idBlock is how many message ids one durable reservation covers.
+const idBlock = 1 << 20
+
+// idAlloc hands out message ids: increasing, never reused across restarts.
+// It reserves blocks in the store ahead of need, so Next almost never waits.
+type idAlloc struct {
+	store *Store
+	log   *slog.Logger
+
+	mu        sync.Mutex
+	cond      *sync.Cond
+	next, hi  int64 // next id to give; ids up to hi are reserved
+	reserving bool
+}
+
+func newIDAlloc(ctx context.Context, st *Store, log *slog.Logger) (*idAlloc, error) {
+	lo, hi, err := st.ReserveIDs(ctx, idBlock)
+	if err != nil {
+		return nil, err
+	}
+	a := &idAlloc{store: st, log: log, next: lo + 1, hi: hi}
+	a.cond = sync.NewCond(&a.mu)
+	return a, nil
+}
+
+// Next returns a fresh id. It blocks only when the reserved block is used up
+// before the next reservation has committed.
+func (a *idAlloc) Next() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.reserving && a.hi-a.next < idBlock/2 {
+		a.reserving = true
+		go a.reserve()
+	}
+	for a.next > a.hi {
+		a.cond.Wait()
+	}
+	id := a.next
+	a.next++
+	return id
+}
+
+func (a *idAlloc) reserve() {
+	for {
+		_, hi, err := a.store.ReserveIDs(context.Background(), idBlock)
+		if err == nil {
+			a.mu.Lock()
+			a.hi = hi
+			a.next = max(a.next, hi-idBlock+1)
+			a.reserving = false
+			a.cond.Broadcast()
+			a.mu.Unlock()
+			return
+		}
+		a.log.Error("reserve message ids", "err", err)
+		time.Sleep(time.Second)
+	}
+}

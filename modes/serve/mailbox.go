@@ -1,0 +1,461 @@
+package serve
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"qchat/protocol"
+)
+
+// Delivery, the part of the server that keeps the promise "nothing lost,
+// nothing twice":
+//
+//   - Every message gets an id and an entry in its recipient's mailbox.
+//   - An online recipient is sent its entries in id order, at most a window
+//     of them unacknowledged at a time; ACK removes an entry.
+//   - An entry not acknowledged within the ack grace, or whose recipient is
+//     offline or drops, is written to the store by the saver.
+//   - The sender is answered once the entry is safe: acknowledged
+//     ("delivered") or committed ("stored"), whichever comes first. So a
+//     message that an online recipient acknowledges at once never touches
+//     the disk, and one that is not acknowledged is on disk before its
+//     sender hears that it was sent.
+//   - On login the mailbox merges the store's rows with what it holds in
+//     memory and sends everything again in id order; clients drop
+//     duplicates by id.
+//
+// Lock order: postOffice.mu, then mailbox.mu, then postOffice.smu; an
+// Outbox's lock is taken last. No lock is held across store I/O.
+
+type entryState uint8
+
+const (
+	stLive   entryState = iota // in memory only
+	stSaving                   // handed to the store, not yet committed
+	stSaved                    // committed to the store
+)
+
+type entry struct {
+	item   Stored
+	line   []byte // the event line as sent
+	mb     *mailbox
+	state  entryState
+	acked  bool     // acknowledged by the recipient
+	gone   bool     // out of byID (acknowledged, dropped, or left to the store): falls off the queue
+	pushed bool     // sent to the mailbox's current session
+	from   *session // told when the entry is safe; nil once told
+	tag    string
+	due    time.Time // when to save it if still unacknowledged
+}
+
+type mailbox struct {
+	mu       sync.Mutex
+	user     int64
+	sess     *session
+	syncing  bool             // sess is logging in: nothing is sent until the replay is merged
+	byID     map[int64]*entry // entries in memory, not acknowledged
+	queue    []*entry         // the same, in id order; acknowledged ones drop off the head
+	next     int              // queue[:next] were pushed to sess
+	inflight int              // pushed, not acknowledged
+	inBytes  int              // bytes of those
+	stored   int              // rows in the store not in memory
+}
+
+// postOffice owns all mailboxes and the saver goroutine.
+type postOffice struct {
+	store       *Store
+	ids         *idAlloc
+	log         *slog.Logger
+	grace       time.Duration
+	maxQueue    int // per recipient, stored and in memory together
+	window      int // unacknowledged entries pushed to one session
+	windowBytes int
+
+	mu    sync.Mutex
+	boxes map[int64]*mailbox
+
+	smu    sync.Mutex
+	urgent []*entry
+	graceQ []*entry // in due order
+	wake   chan struct{}
+	quit   chan struct{}
+	done   chan struct{}
+	saving sync.WaitGroup // batches handed to the store, not yet called back
+}
+
+func newPostOffice(ctx context.Context, st *Store, ids *idAlloc, log *slog.Logger, grace time.Duration, maxQueue, window, windowBytes int) (*postOffice, error) {
+	po := &postOffice{
+		store: st, ids: ids, log: log, grace: grace, maxQueue: maxQueue,
+		window: window, windowBytes: windowBytes,
+		boxes: make(map[int64]*mailbox),
+		wake:  make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+	}
+	counts, err := st.InboxCounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for user, n := range counts {
+		po.box(user).stored = n
+	}
+	go po.saver()
+	return po, nil
+}
+
+// box returns the mailbox of user, creating it.
+func (po *postOffice) box(user int64) *mailbox {
+	po.mu.Lock()
+	defer po.mu.Unlock()
+	mb := po.boxes[user]
+	if mb == nil {
+		mb = &mailbox{user: user, byID: make(map[int64]*entry)}
+		po.boxes[user] = mb
+	}
+	return mb
+}
+
+// post accepts a message from s (request tag) for user to. The sender is
+// answered later, once the message is safe; an error means it was refused.
+func (po *postOffice) post(s *session, tag string, to int64, text string) error {
+	mb := po.box(to)
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if len(mb.byID)+mb.stored >= po.maxQueue {
+		return protocol.Errorf(protocol.CodeQueueFull, "%d's queue is full (%d messages waiting); try later", to, po.maxQueue)
+	}
+	e := &entry{mb: mb, from: s, tag: tag}
+	e.item = Stored{Recipient: to, ID: po.ids.Next(), Kind: "msg", Sender: s.user, Nick: s.nickname(), Time: time.Now(), Body: text}
+	e.line = formatItem(nil, &e.item)
+	mb.byID[e.item.ID] = e
+	mb.queue = append(mb.queue, e)
+	if mb.sess != nil {
+		e.due = e.item.Time.Add(po.grace)
+		po.queueSave(e, false)
+		mb.pumpLocked(po)
+	} else {
+		po.queueSave(e, true)
+	}
+	return nil
+}
+
+// formatItem appends the event line of a stored item.
+func formatItem(dst []byte, it *Stored) []byte {
+	return protocol.AppendEvent(dst, "MSG", idStr(it.ID), idStr(it.Sender), it.Nick, protocol.FormatTime(it.Time), it.Body)
+}
+
+// pumpLocked sends queued entries to the session while the window allows.
+func (mb *mailbox) pumpLocked(po *postOffice) {
+	if mb.sess == nil || mb.syncing {
+		return
+	}
+	for mb.next < len(mb.queue) && mb.inflight < po.window && mb.inBytes < po.windowBytes {
+		e := mb.queue[mb.next]
+		mb.next++
+		if e.gone {
+			continue
+		}
+		e.pushed = true
+		mb.inflight++
+		mb.inBytes += len(e.line)
+		if !mb.sess.send(e.line) {
+			return // the session is closing; its detach takes the entries back
+		}
+	}
+}
+
+// ack handles ACK from user for ids.
+func (po *postOffice) ack(user int64, ids []int64) {
+	po.mu.Lock()
+	mb := po.boxes[user]
+	po.mu.Unlock()
+	if mb == nil {
+		return
+	}
+	var del []int64
+	mb.mu.Lock()
+	for _, id := range ids {
+		e := mb.byID[id]
+		if e == nil {
+			continue // already acknowledged: duplicates are harmless
+		}
+		delete(mb.byID, id)
+		e.acked, e.gone = true, true
+		if e.pushed {
+			mb.inflight--
+			mb.inBytes -= len(e.line)
+		}
+		po.tellSender(e, "delivered")
+		if e.state == stSaved {
+			del = append(del, id)
+		}
+	}
+	mb.compactLocked()
+	mb.pumpLocked(po)
+	mb.mu.Unlock()
+	if len(del) > 0 {
+		po.store.DeleteInbox(user, del)
+	}
+}
+
+// compactLocked drops acknowledged entries from the head of the queue.
+func (mb *mailbox) compactLocked() {
+	n := 0
+	for n < len(mb.queue) && mb.queue[n].gone {
+		mb.queue[n] = nil
+		n++
+	}
+	mb.queue = mb.queue[n:]
+	mb.next = max(0, mb.next-n)
+	if len(mb.queue) > 2*len(mb.byID)+64 {
+		// Acknowledged out of order behind an old entry: filter them out.
+		keep, next := make([]*entry, 0, len(mb.byID)), 0
+		for i, e := range mb.queue {
+			if !e.gone {
+				keep = append(keep, e)
+				if i < mb.next {
+					next++
+				}
+			}
+		}
+		mb.queue, mb.next = keep, next
+	} else if cap(mb.queue) > 256 && len(mb.queue) < cap(mb.queue)/4 {
+		mb.queue = append([]*entry(nil), mb.queue...)
+	}
+}
+
+// tellSender answers the sender of e, once.
+func (po *postOffice) tellSender(e *entry, how string) {
+	if e.from == nil {
+		return
+	}
+	e.from.replyf(e.tag, protocol.CodeSent, "%d %s %d %s", e.item.ID, how, e.item.Recipient, protocol.FormatTime(e.item.Time))
+	e.from = nil
+}
+
+// attach makes s the session of its user's mailbox and sends it everything
+// waiting, stored or not, in id order. It returns the session it replaced.
+func (po *postOffice) attach(ctx context.Context, s *session) (old *session) {
+	mb := po.box(s.user)
+	mb.mu.Lock()
+	old = mb.sess
+	if old != nil {
+		mb.resetPushedLocked()
+	}
+	mb.sess, mb.syncing = s, true
+	load := mb.stored > 0
+	mb.mu.Unlock()
+
+	var rows []Stored
+	var err error
+	if load {
+		rows, err = po.store.Inbox(ctx, s.user)
+		if err != nil {
+			po.log.Error("replay inbox", "user", s.user, "err", err)
+		}
+	}
+
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if mb.sess != s {
+		return old
+	}
+	if load && err == nil {
+		for i := range rows {
+			if mb.byID[rows[i].ID] != nil {
+				continue
+			}
+			e := &entry{item: rows[i], mb: mb, state: stSaved}
+			e.line = formatItem(nil, &e.item)
+			mb.byID[e.item.ID] = e
+			mb.queue = append(mb.queue, e)
+		}
+		mb.stored = 0
+		sort.Slice(mb.queue, func(i, j int) bool { return mb.queue[i].item.ID < mb.queue[j].item.ID })
+	}
+	mb.syncing = false
+	mb.pumpLocked(po)
+	return old
+}
+
+func (mb *mailbox) resetPushedLocked() {
+	for _, e := range mb.queue {
+		e.pushed = false
+	}
+	mb.next, mb.inflight, mb.inBytes = 0, 0, 0
+}
+
+// detach is called when s ends. What it was sent and did not acknowledge
+// goes to the store; what is stored already leaves memory.
+func (po *postOffice) detach(s *session) {
+	po.mu.Lock()
+	mb := po.boxes[s.user]
+	po.mu.Unlock()
+	if mb == nil {
+		return
+	}
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if mb.sess != s {
+		return // replaced by a newer session
+	}
+	mb.sess, mb.syncing = nil, false
+	mb.resetPushedLocked()
+	keep := mb.queue[:0]
+	for _, e := range mb.queue {
+		switch {
+		case e.gone:
+		case e.state == stSaved:
+			delete(mb.byID, e.item.ID)
+			e.gone = true
+			mb.stored++
+		default:
+			if e.state == stLive {
+				po.queueSave(e, true)
+			}
+			keep = append(keep, e)
+		}
+	}
+	clear(mb.queue[len(keep):])
+	mb.queue = keep
+}
+
+// queueSave hands e to the saver: now (urgent) or when its grace is over.
+func (po *postOffice) queueSave(e *entry, urgent bool) {
+	po.smu.Lock()
+	if urgent {
+		po.urgent = append(po.urgent, e)
+	} else {
+		po.graceQ = append(po.graceQ, e)
+	}
+	wakeNow := urgent || len(po.graceQ) == 1
+	po.smu.Unlock()
+	if wakeNow {
+		select {
+		case po.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// saver writes entries to the store when they are due.
+func (po *postOffice) saver() {
+	defer close(po.done)
+	timer := time.NewTimer(time.Hour)
+	for {
+		batch, next := po.takeDue(time.Now())
+		if len(batch) > 0 {
+			po.save(batch)
+			continue
+		}
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = time.Until(next)
+		}
+		timer.Reset(wait)
+		select {
+		case <-po.wake:
+		case <-timer.C:
+		case <-po.quit:
+			if batch, _ := po.takeDue(time.Now().Add(time.Hour)); len(batch) > 0 {
+				po.save(batch)
+			}
+			po.saving.Wait()
+			return
+		}
+		timer.Stop()
+	}
+}
+
+// takeDue removes and returns the urgent entries and those whose grace is
+// over at now; next is when the next one falls due.
+func (po *postOffice) takeDue(now time.Time) (batch []*entry, next time.Time) {
+	po.smu.Lock()
+	defer po.smu.Unlock()
+	batch, po.urgent = po.urgent, nil
+	n := 0
+	for n < len(po.graceQ) && !po.graceQ[n].due.After(now) {
+		n++
+	}
+	batch = append(batch, po.graceQ[:n]...)
+	clear(po.graceQ[:n])
+	po.graceQ = po.graceQ[n:]
+	if len(po.graceQ) == 0 {
+		po.graceQ = nil
+	} else {
+		next = po.graceQ[0].due
+	}
+	return batch, next
+}
+
+// save claims the batch's live, unacknowledged entries and writes them.
+func (po *postOffice) save(batch []*entry) {
+	var claimed []*entry
+	var items []Stored
+	for _, e := range batch {
+		e.mb.mu.Lock()
+		if !e.gone && e.state == stLive {
+			e.state = stSaving
+			claimed = append(claimed, e)
+			items = append(items, e.item)
+		}
+		e.mb.mu.Unlock()
+	}
+	if len(claimed) == 0 {
+		return
+	}
+	po.saving.Add(1)
+	po.store.SaveInbox(items, func(err error) {
+		defer po.saving.Done()
+		po.saved(claimed, err)
+	})
+}
+
+// saved runs on the store's writer after a commit.
+func (po *postOffice) saved(claimed []*entry, err error) {
+	if err != nil {
+		po.log.Error("store messages", "count", len(claimed), "err", err)
+	}
+	dels := make(map[int64][]int64)
+	for _, e := range claimed {
+		mb := e.mb
+		mb.mu.Lock()
+		switch {
+		case err != nil:
+			// Not safe: the sender must not believe it was sent.
+			e.state = stLive
+			if e.from != nil {
+				e.from.replyf(e.tag, protocol.CodeLocalError, "message %d could not be stored; not sent", e.item.ID)
+				e.from = nil
+			}
+			if mb.sess == nil && !e.gone {
+				delete(mb.byID, e.item.ID)
+				e.gone = true
+				mb.compactLocked()
+			}
+		case e.acked:
+			e.state = stSaved
+			dels[mb.user] = append(dels[mb.user], e.item.ID)
+		default:
+			e.state = stSaved
+			po.tellSender(e, "stored")
+			if mb.sess == nil {
+				delete(mb.byID, e.item.ID)
+				e.gone = true
+				mb.stored++
+				mb.compactLocked()
+			}
+		}
+		mb.mu.Unlock()
+	}
+	for user, ids := range dels {
+		po.store.DeleteInbox(user, ids)
+	}
+}
+
+// close saves what is still only in memory and stops the saver.
+func (po *postOffice) close() {
+	close(po.quit)
+	<-po.done
+}

@@ -1,0 +1,110 @@
+package protocol_test
+
+import (
+	"strings"
+	"testing"
+
+	"qchat/protocol"
+)
+
+func TestValidNick(t *testing.T) {
+	good := []string{
+		"bob", "小明", "Zoë", "a", "bob_2", "x-y.z", "007bond", "1.5", "-1", "अनु", "José", "Ω",
+		"名" + strings.Repeat("字", protocol.MaxNick-1), // 32 runes, 96 bytes
+		strings.Repeat("b", protocol.MaxNick),
+		"e\u0301", // combining mark
+	}
+	for _, s := range good {
+		if err := protocol.ValidNick(s); err != nil {
+			t.Errorf("ValidNick(%q) = %v, want ok", s, err)
+		}
+	}
+	bad := []string{
+		"", "1001", "0", "007", // all digits would read as an id
+		"bob smith", " bob", "bob ", "\tbob", "bo\nb", "bo\rb", "bo\x00b", "\x1b[31mbob", "bob\x7f",
+		"bob\u0085", "bob\u00a0", "a\u3000b", // C1 control, NBSP, ideographic space
+		"ev\u202eil", "a\u200bb", "a\u2066b", // bidi override, zero width space, isolate
+		"bob@x", "a/b", "a:b", "a,b", "🙂", "\xff", "bo\xffb",
+		strings.Repeat("字", protocol.MaxNick+1),
+		strings.Repeat("b", protocol.MaxNick+1),
+	}
+	for _, s := range bad {
+		err := protocol.ValidNick(s)
+		if err == nil {
+			t.Errorf("ValidNick(%q) = nil, want an error", s)
+			continue
+		}
+		if codeOf(err) != protocol.CodeSyntax {
+			t.Errorf("ValidNick(%q) = %v, want code %d", s, err, protocol.CodeSyntax)
+		}
+	}
+}
+
+// TestValidNickNeverAnID: no valid nickname is also a valid id, so "USER x"
+// is never ambiguous.
+func TestValidNickNeverAnID(t *testing.T) {
+	for _, s := range []string{"1", "42", "0042", "9223372036854775807", "99999999999999999999"} {
+		if protocol.ValidNick(s) == nil {
+			t.Errorf("ValidNick(%q) accepted a numeric name", s)
+		}
+	}
+	for _, s := range []string{"٤٢", "４２", "1e3", "+42"} { // other scripts' digits, fullwidth, ...
+		if protocol.ValidNick(s) == nil {
+			if _, ok := protocol.ParseID(s); ok {
+				t.Errorf("%q is both a nickname and an id", s)
+			}
+		}
+	}
+}
+
+func TestValidPassword(t *testing.T) {
+	good := []string{"s3cret", "correct horse battery staple", "密码很长", "p", strings.Repeat("p", protocol.MaxPassword), "a  b", `~!@#$%^&*()"'\`}
+	for _, s := range good {
+		if err := protocol.ValidPassword(s); err != nil {
+			t.Errorf("ValidPassword(%q) = %v", s, err)
+		}
+	}
+	bad := []string{
+		"", strings.Repeat("p", protocol.MaxPassword+1),
+		strings.Repeat("密", protocol.MaxPassword/3+1), // 75 bytes: the limit is in bytes
+		" lead", "trail ", " ", "\tx", "a\tb", "a\nb", "a\rb", "a\x00b", "a\x1bb", "a\x7fb", "\xff\xfe",
+	}
+	for _, s := range bad {
+		if err := protocol.ValidPassword(s); codeOf(err) != protocol.CodeSyntax {
+			t.Errorf("ValidPassword(%q) = %v, want code %d", s, err, protocol.CodeSyntax)
+		}
+	}
+}
+
+func TestParseID(t *testing.T) {
+	tests := []struct {
+		s  string
+		id int64
+		ok bool
+	}{
+		{"1", 1, true},
+		{"1001", 1001, true},
+		{"9223372036854775807", 9223372036854775807, true},
+		{"0", 0, false},
+		{"00", 0, false},
+		{"", 0, false},
+		{"-1", 0, false},
+		{"+1", 0, false},
+		{" 1", 0, false},
+		{"1 ", 0, false},
+		{"1e3", 0, false},
+		{"0x10", 0, false},
+		{"1_000", 0, false},
+		{"bob", 0, false},
+		{"12a", 0, false},
+		{"9223372036854775808", 0, false},
+		{"٤٢", 0, false},
+		{"４２", 0, false},
+	}
+	for _, tt := range tests {
+		id, ok := protocol.ParseID(tt.s)
+		if ok != tt.ok || (ok && id != tt.id) {
+			t.Errorf("ParseID(%q) = %d, %v; want %d, %v", tt.s, id, ok, tt.id, tt.ok)
+		}
+	}
+}

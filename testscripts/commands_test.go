@@ -1,0 +1,214 @@
+package testscripts
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// Custom commands for the scripts:
+//
+//	waitfile FILE [VAR]
+//	    poll until FILE exists and is not empty (30s at most); with VAR,
+//	    set $VAR to its content without the line end. Servers write their
+//	    address with --addr-file, so scripts never guess ports or sleep.
+//	fmode PERM PATH
+//	    check PATH's permission bits (octal, e.g. 0600).
+//	unquote SRC DST
+//	    write DST from SRC with Go escapes (\x1b, \t, \u202e) decoded in
+//	    every line, to make hostile input without raw bytes in the txtar.
+//	rawconn [-rcvbuf N] ADDR SCRIPT
+//	    talk raw protocol to ADDR as a script says, printing every line
+//	    received as "< line" on stdout. Script lines:
+//	      send TEXT        send TEXT (a Go-quoted "..." TEXT is unquoted)
+//	      sendlong N       send one line of N bytes
+//	      expect REGEXP    read until a line matches (fail after 30s)
+//	      flood N TEXT     send TEXT N times without reading, stop at the
+//	                       first write error; prints "flood: ..." saying which
+//	      waitclose        read until the server closes; prints "closed"
+//	      close            close the connection
+var commands = map[string]func(ts *testscript.TestScript, neg bool, args []string){
+	"waitfile": cmdWaitfile,
+	"fmode":    cmdFmode,
+	"unquote":  cmdUnquote,
+	"rawconn":  cmdRawconn,
+}
+
+const waitLimit = 30 * time.Second
+
+func cmdWaitfile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: waitfile FILE [VAR]")
+	}
+	path := ts.MkAbs(args[0])
+	deadline := time.Now().Add(waitLimit)
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil && len(b) > 0 {
+			if len(args) == 2 {
+				ts.Setenv(args[1], strings.TrimRight(string(b), "\r\n"))
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("waitfile: %s still missing or empty after %s", args[0], waitLimit)
+		}
+		time.Sleep(20 * time.Millisecond) // polling, not waiting blind
+	}
+}
+
+func cmdFmode(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: fmode PERM PATH")
+	}
+	want, err := strconv.ParseUint(args[0], 8, 32)
+	if err != nil {
+		ts.Fatalf("fmode: bad mode %q", args[0])
+	}
+	fi, err := os.Stat(ts.MkAbs(args[1]))
+	ts.Check(err)
+	got := fi.Mode().Perm()
+	if (got == os.FileMode(want)) == neg {
+		ts.Fatalf("fmode: %s is %#o, want %s%#o", args[1], got, map[bool]string{true: "not ", false: ""}[neg], want)
+	}
+}
+
+func cmdUnquote(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: unquote SRC DST")
+	}
+	src := ts.ReadFile(args[0])
+	var out strings.Builder
+	for _, line := range strings.SplitAfter(src, "\n") {
+		body := strings.TrimSuffix(line, "\n")
+		u, err := strconv.Unquote(`"` + strings.ReplaceAll(body, `"`, `\"`) + `"`)
+		if err != nil {
+			ts.Fatalf("unquote: %q: %v", body, err)
+		}
+		out.WriteString(u)
+		if strings.HasSuffix(line, "\n") {
+			out.WriteString("\n")
+		}
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(out.String()), 0o644))
+}
+
+func cmdRawconn(ts *testscript.TestScript, neg bool, args []string) {
+	rcvbuf := 0
+	if len(args) > 0 && args[0] == "-rcvbuf" {
+		if len(args) < 2 {
+			ts.Fatalf("usage: rawconn [-rcvbuf N] ADDR SCRIPT")
+		}
+		n, err := strconv.Atoi(args[1])
+		ts.Check(err)
+		rcvbuf, args = n, args[2:]
+	}
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: rawconn [-rcvbuf N] ADDR SCRIPT")
+	}
+	d := net.Dialer{Timeout: waitLimit}
+	if rcvbuf > 0 {
+		// Set before connecting, so the window the server sees is small.
+		d.Control = func(network, address string, c syscall.RawConn) error {
+			var serr error
+			c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf) })
+			return serr
+		}
+	}
+	conn, err := d.Dial("tcp", args[0])
+	ts.Check(err)
+	defer conn.Close()
+	rd := bufio.NewReaderSize(conn, 64<<10)
+	out := ts.Stdout()
+	readLine := func() (string, error) {
+		conn.SetReadDeadline(time.Now().Add(waitLimit))
+		l, err := rd.ReadString('\n')
+		if l != "" {
+			fmt.Fprintf(out, "< %s\n", strings.TrimRight(l, "\r\n"))
+		}
+		return l, err
+	}
+	for n, line := range strings.Split(ts.ReadFile(args[1]), "\n") {
+		verb, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
+		fail := func(format string, a ...any) {
+			ts.Fatalf("rawconn line %d (%s): %s", n+1, line, fmt.Sprintf(format, a...))
+		}
+		switch verb {
+		case "", "#":
+		case "send":
+			if strings.HasPrefix(rest, `"`) {
+				u, err := strconv.Unquote(rest)
+				if err != nil {
+					fail("%v", err)
+				}
+				rest = u
+			}
+			if _, err := conn.Write([]byte(rest + "\n")); err != nil {
+				fail("%v", err)
+			}
+		case "sendlong":
+			size, err := strconv.Atoi(rest)
+			if err != nil {
+				fail("%v", err)
+			}
+			if _, err := conn.Write([]byte(strings.Repeat("x", size) + "\n")); err != nil {
+				fail("%v", err)
+			}
+		case "expect":
+			re, err := regexp.Compile(rest)
+			if err != nil {
+				fail("%v", err)
+			}
+			for {
+				l, err := readLine()
+				if re.MatchString(strings.TrimRight(l, "\r\n")) {
+					break
+				}
+				if err != nil {
+					fail("no line matching %q: %v", rest, err)
+				}
+			}
+		case "flood":
+			count, text, _ := strings.Cut(rest, " ")
+			total, err := strconv.Atoi(count)
+			if err != nil {
+				fail("%v", err)
+			}
+			msg := []byte(text + "\n")
+			i := 0
+			for ; i < total; i++ {
+				conn.SetWriteDeadline(time.Now().Add(waitLimit))
+				if _, err := conn.Write(msg); err != nil {
+					break
+				}
+			}
+			if i < total {
+				fmt.Fprintf(out, "flood: server closed the connection after %d writes\n", i)
+			} else {
+				fmt.Fprintf(out, "flood: all %d written\n", total)
+			}
+		case "waitclose":
+			for {
+				if _, err := readLine(); err != nil {
+					if ne, ok := err.(net.Error); ok && ne.Timeout() {
+						fail("server did not close the connection")
+					}
+					fmt.Fprintln(out, "closed")
+					break
+				}
+			}
+		case "close":
+			conn.Close()
+		default:
+			fail("unknown verb %q", verb)
+		}
+	}
+}

@@ -81,6 +81,7 @@ func parse(fs *pflag.FlagSet, args []string, stderr io.Writer) (code int, done b
 		if errors.Is(err, pflag.ErrHelp) {
 			return exitOK, true
 		}
+		fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", fs.Name(), err, fs.Name())
 		return exitUsage, true
 	}
 	return 0, false

@@ -36,8 +36,9 @@ type LineReader struct {
 	buf      []byte
 	big      *[]byte // non-nil while buf is borrowed
 	r, w     int
-	discard  bool // dropping the rest of an over-long line
-	deadline bool // a release deadline is set on rd
+	discard  bool  // dropping the rest of an over-long line
+	deadline bool  // a release deadline is set on rd
+	err      error // a read error that came with data, returned next
 }
 
 // NewLineReader returns a reader of lines up to max bytes (line end included).
@@ -89,6 +90,9 @@ func (l *LineReader) ReadLine() ([]byte, error) {
 
 // fill reads more input, making room first.
 func (l *LineReader) fill() error {
+	if l.err != nil {
+		return l.err
+	}
 	if l.r == l.w {
 		l.r, l.w = 0, 0
 	} else if l.r > 0 {
@@ -105,11 +109,17 @@ func (l *LineReader) fill() error {
 		l.deadline = true
 		n, err := l.rd.Read(l.buf)
 		l.w = n
-		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-			l.release()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if n == 0 {
+				l.release()
+			}
 			err = nil
 		}
-		if n > 0 || err != nil {
+		if n > 0 {
+			l.err = err // lines first, then the error
+			return nil
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -123,6 +133,7 @@ func (l *LineReader) fill() error {
 		l.borrow() // a full small read: more is coming, go big
 	}
 	if n > 0 {
+		l.err = err // lines first, then the error
 		return nil
 	}
 	return err

@@ -133,7 +133,7 @@ func TestLineReaderLimit(t *testing.T) {
 func TestLineReaderLongLineChunks(t *testing.T) {
 	max := protocol.MaxLine
 	long := strings.Repeat("y", 3*max) // over the limit several times over
-	fits := strings.Repeat("z", max-1)  // the longest line that fits
+	fits := strings.Repeat("z", max-1) // the longest line that fits
 	in := []byte("first\n" + long + "\n" + fits + "\n" + long + "\r\nlast\n")
 	want := []string{"first", tooLong, fits, tooLong, "last", eof}
 	for _, sizes := range [][]int{{1}, {100}, {511}, {512}, {513}, {4096}, {max}, {max + 1}, {64 << 10}, {1 << 20}, {300, 5000}, {6, 506, 1, 70000}} {

@@ -22,9 +22,10 @@ import (
 //	    address with --addr-file, so scripts never guess ports or sleep.
 //	fmode PERM PATH
 //	    check PATH's permission bits (octal, e.g. 0600).
-//	unquote SRC DST
+//	decode [-n] SRC DST
 //	    write DST from SRC with Go escapes (\x1b, \t, \u202e) decoded in
-//	    every line, to make hostile input without raw bytes in the txtar.
+//	    every line, to make hostile input without raw bytes in the txtar;
+//	    -n drops the final newline (to make a torn last line).
 //	rawconn [-rcvbuf N] ADDR SCRIPT
 //	    talk raw protocol to ADDR as a script says, printing every line
 //	    received as "< line" on stdout. Script lines:
@@ -38,7 +39,7 @@ import (
 var commands = map[string]func(ts *testscript.TestScript, neg bool, args []string){
 	"waitfile": cmdWaitfile,
 	"fmode":    cmdFmode,
-	"unquote":  cmdUnquote,
+	"decode":   cmdDecode,
 	"rawconn":  cmdRawconn,
 }
 
@@ -81,9 +82,13 @@ func cmdFmode(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-func cmdUnquote(ts *testscript.TestScript, neg bool, args []string) {
+func cmdDecode(ts *testscript.TestScript, neg bool, args []string) {
+	trim := len(args) > 0 && args[0] == "-n"
+	if trim {
+		args = args[1:]
+	}
 	if neg || len(args) != 2 {
-		ts.Fatalf("usage: unquote SRC DST")
+		ts.Fatalf("usage: decode [-n] SRC DST")
 	}
 	src := ts.ReadFile(args[0])
 	var out strings.Builder
@@ -91,14 +96,18 @@ func cmdUnquote(ts *testscript.TestScript, neg bool, args []string) {
 		body := strings.TrimSuffix(line, "\n")
 		u, err := strconv.Unquote(`"` + strings.ReplaceAll(body, `"`, `\"`) + `"`)
 		if err != nil {
-			ts.Fatalf("unquote: %q: %v", body, err)
+			ts.Fatalf("decode: %q: %v", body, err)
 		}
 		out.WriteString(u)
 		if strings.HasSuffix(line, "\n") {
 			out.WriteString("\n")
 		}
 	}
-	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(out.String()), 0o644))
+	data := out.String()
+	if trim {
+		data = strings.TrimSuffix(data, "\n")
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(data), 0o644))
 }
 
 func cmdRawconn(ts *testscript.TestScript, neg bool, args []string) {

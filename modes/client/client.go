@@ -330,6 +330,13 @@ func (c *Client) Close() error {
 func (c *Client) Quit(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
+	// The server closes the connection after its reply: that end is the
+	// one we asked for, not an error.
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = ErrClosed
+	}
+	c.mu.Unlock()
 	c.Do(ctx, "QUIT")
 	c.out.Close(time.Second)
 	return c.Close()

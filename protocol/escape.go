@@ -68,3 +68,34 @@ func unsafeRune(r rune) bool {
 		r >= 0x2066 && r <= 0x2069 ||
 		r == 0x200e || r == 0x200f || r == 0x061c
 }
+
+// SafeJSON rewrites encoded JSON so that it is safe on a terminal too: DEL,
+// C1 controls and bidi formatting characters, which encoding/json leaves
+// raw, become \u escapes. They can occur only inside strings, where the
+// escape decodes to the same text, so the JSON means exactly what it did.
+func SafeJSON(b []byte) []byte {
+	clean := true
+	for _, c := range b {
+		if c == 0x7f || c >= 0x80 {
+			clean = false
+			break
+		}
+	}
+	if clean || safeForTerminal(string(b)) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+12)
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == 0x7f || unsafeRune(r) {
+			out = append(out, '\\', 'u')
+			for shift := 12; shift >= 0; shift -= 4 {
+				out = append(out, hexDigit[(r>>shift)&15])
+			}
+		} else {
+			out = append(out, b[i:i+size]...)
+		}
+		i += size
+	}
+	return out
+}

@@ -30,7 +30,7 @@ import (
 //	    talk raw protocol to ADDR as a script says, printing every line
 //	    received as "< line" on stdout. Script lines:
 //	      send TEXT        send TEXT (a Go-quoted "..." TEXT is unquoted)
-//	      sendlong N       send one line of N bytes
+//	      sendlong N [PFX] send one line of N bytes of x, after PFX and a space
 //	      expect REGEXP    read until a line matches (fail after 30s)
 //	      flood N TEXT     send TEXT N times without reading, stop at the
 //	                       first write error; prints "flood: ..." saying which
@@ -164,11 +164,15 @@ func cmdRawconn(ts *testscript.TestScript, neg bool, args []string) {
 				fail("%v", err)
 			}
 		case "sendlong":
-			size, err := strconv.Atoi(rest)
+			count, prefix, _ := strings.Cut(rest, " ")
+			size, err := strconv.Atoi(count)
 			if err != nil {
 				fail("%v", err)
 			}
-			if _, err := conn.Write([]byte(strings.Repeat("x", size) + "\n")); err != nil {
+			if prefix != "" {
+				prefix += " "
+			}
+			if _, err := conn.Write([]byte(prefix + strings.Repeat("x", size) + "\n")); err != nil {
 				fail("%v", err)
 			}
 		case "expect":

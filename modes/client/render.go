@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,7 +15,8 @@ import (
 // Printer writes results and events for chat and recv: plain lines, or one
 // JSON object per line (each with a "type"). Every string a peer controls
 // is escaped in plain output, so no peer can drive the terminal; JSON
-// output escapes control characters by its own rules. Safe for concurrent
+// output escapes control characters, and DEL, C1 and bidi characters too
+// (protocol.SafeJSON). Safe for concurrent
 // use: each record is one write.
 type Printer struct {
 	mu   sync.Mutex
@@ -37,12 +39,16 @@ func (p *Printer) Emit(obj any, plain string) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.JSON {
-		b, err := json.Marshal(obj)
-		if err != nil {
-			b = []byte(fmt.Sprintf(`{"type":"error","error":%q}`, err.Error()))
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(obj); err != nil {
+			buf.Reset()
+			fmt.Fprintf(&buf, "{\"type\":\"error\",\"error\":%q}\n", err.Error())
 		}
-		p.w.Write(append(b, '\n'))
-		return string(b)
+		b := protocol.SafeJSON(buf.Bytes())
+		p.w.Write(b)
+		return string(bytes.TrimSuffix(b, []byte{'\n'}))
 	}
 	if p.Above != nil {
 		for _, l := range strings.Split(plain, "\n") {

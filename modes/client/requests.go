@@ -12,6 +12,12 @@ import (
 
 // Register creates an account and returns its id.
 func (c *Client) Register(ctx context.Context, nick, password string) (User, error) {
+	if err := protocol.ValidNick(nick); err != nil {
+		return User{}, err
+	}
+	if err := protocol.ValidPassword(password); err != nil {
+		return User{}, err
+	}
 	r, err := c.Do(ctx, "REG", nick, password)
 	if err != nil {
 		return User{}, err

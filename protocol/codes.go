@@ -23,6 +23,7 @@ const (
 	CodeQueueFull   = 450 // the recipient's queue is full
 	CodeLocalError  = 451 // the server failed (storage); nothing was done
 	CodeRateLimit   = 452 // too many requests of this kind; slow down
+	CodeOffline     = 453 // the user is not online (for what needs them online)
 	CodeTimeout     = 454 // the other side did not answer in time
 
 	CodeUnknown     = 500 // unknown verb
@@ -31,11 +32,13 @@ const (
 	CodeSequence    = 503 // bad sequence (PASS before USER, ...)
 	CodeNeedLogin   = 530 // the verb needs a logged-in session
 	CodeLoginFailed = 535 // wrong user or password (never says which)
-	CodeNoSuchUser  = 550 // no such user (or group)
+	CodeNoSuchUser  = 550 // no such user
 	CodeRefused     = 551 // the other side refused
 	CodeTooLong     = 552 // line or text over its limit
 	CodeNameTaken   = 553 // nickname or name already taken
-	CodeForbidden   = 554 // not allowed (not a member, blocked, ...)
+	CodeForbidden   = 554 // not allowed (not a member, not the owner, ...)
+	CodeBadValue    = 555 // a value out of range (profile fields)
+	CodeNoSuchGroup = 556 // no such group
 )
 
 // Error is a reply with a failure code, as a Go error. It is what a client

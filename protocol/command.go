@@ -34,10 +34,31 @@ var Commands = []Syntax{
 	{Name: "PASS", Usage: "<password>", Min: 1, Max: 1, Trailing: true, Help: "finish a login"},
 	{Name: "LIST", Min: 0, Max: 0, Help: "who is online"},
 	{Name: "INFO", Usage: "<id|nick>", Min: 1, Max: 1, Help: "a user's public profile"},
-	{Name: "MSG", Usage: "<id|nick> <text>", Min: 2, Max: 2, Trailing: true, Help: "send a private message"},
+	{Name: "MSG", Usage: "<id|nick|#group> <text>", Min: 2, Max: 2, Trailing: true, Help: "send a private or group message"},
 	{Name: "ACK", Usage: "<msgid>[,<msgid>...]", Min: 1, Max: 1, Help: "confirm messages shown or saved (no reply unless wrong)"},
 	{Name: "CHAT", Usage: "<id|nick>", Min: 1, Max: 1, Help: "ask for a direct chat link"},
 	{Name: "FILE", Usage: "<id|nick> <name>", Min: 2, Max: 2, Trailing: true, Help: "offer a file over a direct link"},
+	{Name: "AWAY", Usage: "[<status>]", Min: 0, Max: 1, Trailing: true, Help: "mark yourself away, with an optional status line"},
+	{Name: "BACK", Min: 0, Max: 0, Help: "back from away"},
+	{Name: "SET", Usage: "nick|sex|age|address|status <value>", Min: 2, Max: 2, Trailing: true, Help: "change your profile (value - clears)"},
+	{Name: "PASSWD", Usage: "<old> <new>", Min: 2, Max: 2, Help: "change your password (%20 is a space, %25 a percent sign)"},
+	{Name: "NUDGE", Usage: "<id|nick>", Min: 1, Max: 1, Help: "shake an online user's window"},
+	{Name: "FIND", Usage: "<text>", Min: 1, Max: 1, Trailing: true, Help: "search users by nickname or id"},
+	{Name: "ADD", Usage: "<id|nick>", Min: 1, Max: 1, Help: "ask a user to be your friend"},
+	{Name: "ACCEPT", Usage: "friend <id|nick> | invite <#group>", Min: 2, Max: 2, Help: "accept a friend request or a group invite"},
+	{Name: "REJECT", Usage: "friend <id|nick> | invite <#group>", Min: 2, Max: 2, Help: "refuse a friend request or a group invite"},
+	{Name: "PENDING", Min: 0, Max: 0, Help: "requests waiting for your answer"},
+	{Name: "FRIENDS", Min: 0, Max: 0, Help: "your friends and their presence"},
+	{Name: "REMOVE", Usage: "<id|nick>", Min: 1, Max: 1, Help: "end a friendship"},
+	{Name: "BLOCK", Usage: "<id|nick>", Min: 1, Max: 1, Help: "drop all that a user sends you, without telling them"},
+	{Name: "UNBLOCK", Usage: "<id|nick>", Min: 1, Max: 1, Help: "stop blocking a user"},
+	{Name: "CREATE", Usage: "<#group> [open|invite]", Min: 1, Max: 2, Help: "create a group you own (open by default)"},
+	{Name: "JOIN", Usage: "<#group>", Min: 1, Max: 1, Help: "join an open group"},
+	{Name: "INVITE", Usage: "<#group> <id|nick>", Min: 2, Max: 2, Help: "invite a user into a group"},
+	{Name: "LEAVE", Usage: "<#group>", Min: 1, Max: 1, Help: "leave a group"},
+	{Name: "KICK", Usage: "<#group> <id|nick>", Min: 2, Max: 2, Help: "remove a member (owner only)"},
+	{Name: "MEMBERS", Usage: "<#group>", Min: 1, Max: 1, Help: "a group's members and their presence"},
+	{Name: "GROUPS", Min: 0, Max: 0, Help: "the groups you are in"},
 	{Name: "PING", Usage: "[token]", Min: 0, Max: 1, Help: "check the connection; the reply echoes the token"},
 	{Name: "PONG", Usage: "<token>", Min: 1, Max: 1, Help: "answer the server's PING (no reply)"},
 	{Name: "HELP", Min: 0, Max: 0, Help: "this list"},
@@ -98,6 +119,11 @@ func ParseCommand(line []byte) (Command, error) {
 	}
 	if strings.IndexByte(rest, 0) >= 0 {
 		return c, Errorf(CodeSyntax, "line holds a NUL byte")
+	}
+	if strings.ContainsAny(rest, "\r\n") {
+		// Only a trailing argument could carry them, and AppendCommand
+		// refuses those: a CR or LF inside a line is never a valid command.
+		return c, Errorf(CodeSyntax, "line holds a CR or LF before its end")
 	}
 	verb, rest := cut(rest)
 	if !isWord(verb) {

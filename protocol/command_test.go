@@ -69,8 +69,8 @@ func TestParseCommand(t *testing.T) {
 		{"tab is not a separator", "USER\tbob", protocol.Command{}, protocol.CodeUnknown, ""},
 
 		// arity
-		{"msg without text", "@t2 MSG 1001", protocol.Command{Tag: "t2", Verb: "MSG"}, protocol.CodeSyntax, "usage: MSG <id|nick> <text>"},
-		{"msg without args", "MSG", protocol.Command{Verb: "MSG"}, protocol.CodeSyntax, "usage: MSG <id|nick> <text>"},
+		{"msg without text", "@t2 MSG 1001", protocol.Command{Tag: "t2", Verb: "MSG"}, protocol.CodeSyntax, "usage: MSG <id|nick|#group> <text>"},
+		{"msg without args", "MSG", protocol.Command{Verb: "MSG"}, protocol.CodeSyntax, "usage: MSG <id|nick|#group> <text>"},
 		{"list with arg", "LIST all", protocol.Command{Verb: "LIST"}, protocol.CodeSyntax, "usage: LIST"},
 		{"user with two args", "USER bob alice", protocol.Command{Verb: "USER"}, protocol.CodeSyntax, "usage: USER <id|nick>"},
 		{"user without arg", "USER", protocol.Command{Verb: "USER"}, protocol.CodeSyntax, "usage: USER <id|nick>"},

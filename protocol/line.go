@@ -12,7 +12,11 @@ import (
 // not in answer to a request. A client ignores kinds it does not know.
 var Events = []Syntax{
 	{Name: "MSG", Usage: "<msgid> <from> <from_nick> <time> <text>", Min: 5, Max: 5, Trailing: true, Help: "a private message; answer with ACK <msgid> once shown or saved"},
+	{Name: "GMSG", Usage: "<msgid> <from> <from_nick> <time> <#group> <text>", Min: 6, Max: 6, Trailing: true, Help: "a group message; ACK it like MSG"},
+	{Name: "REQUEST", Usage: "<msgid> <from> <from_nick> <time> friend|invite [<#group>]", Min: 5, Max: 6, Help: "a friend request or group invite; ACK it, answer with ACCEPT or REJECT"},
+	{Name: "NOTICE", Usage: "<msgid> <from> <from_nick> <time> <what> [<#group>]", Min: 5, Max: 6, Help: "what happened to a request, friendship or membership; ACK it"},
 	{Name: "PRESENCE", Usage: "<id> <nick> online|offline|away [<status>]", Min: 3, Max: 4, Trailing: true, Help: "a user came online, went away or left"},
+	{Name: "NUDGE", Usage: "<from> <from_nick> <time>", Min: 3, Max: 3, Help: "a nudge: shake the window"},
 	{Name: "PING", Usage: "<token>", Min: 1, Max: 1, Help: "keepalive; answer PONG <token>"},
 	{Name: "BYE", Usage: "<reason> [<text>]", Min: 1, Max: 2, Trailing: true, Help: "the server is closing this connection, and why"},
 }

@@ -54,3 +54,27 @@ func ParseID(s string) (int64, bool) {
 	id, err := strconv.ParseInt(s, 10, 64)
 	return id, err == nil && id > 0
 }
+
+// MaxGroup is the longest group name, in characters, without its '#'.
+const MaxGroup = 32
+
+// GroupName reads a group name as written in a command, "#dev" or "dev",
+// and returns it without the '#': 1 to MaxGroup letters (any script),
+// digits, '_', '-' or '.'. On the wire and on screen a group is "#" + name.
+func GroupName(s string) (string, error) {
+	name := strings.TrimPrefix(s, "#")
+	n := utf8.RuneCountInString(name)
+	if n == 0 || n > MaxGroup {
+		return "", Errorf(CodeSyntax, "group name must be 1 to %d characters", MaxGroup)
+	}
+	for _, r := range name {
+		if !nameRune(r) {
+			return "", Errorf(CodeSyntax, "group name may only hold letters, digits, '_', '-' and '.'")
+		}
+	}
+	return name, nil
+}
+
+func nameRune(r rune) bool {
+	return r == '_' || r == '-' || r == '.' || unicode.IsLetter(r) || unicode.IsMark(r) || unicode.IsDigit(r)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ type account struct {
 	nick    string
 	pwhash  string
 	created time.Time
+	profile Profile
 }
 
 // directory maps ids and nicknames to accounts. It is loaded at start and
@@ -56,6 +58,53 @@ func (d *directory) add(a *account) {
 func (d *directory) addLocked(a *account) {
 	d.byID[a.id] = a
 	d.byNick[nickKey(a.nick)] = a
+}
+
+// snapshot returns a copy of a's fields, safe to read without the lock.
+func (d *directory) snapshot(a *account) account {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return *a
+}
+
+// rename changes a's nickname in memory (the store has it already).
+func (d *directory) rename(a *account, nick string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.byNick, nickKey(a.nick))
+	a.nick = nick
+	d.byNick[nickKey(nick)] = a
+}
+
+// update changes a's fields under the lock.
+func (d *directory) update(a *account, fn func(*account)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fn(a)
+}
+
+// find returns up to limit accounts whose id is text or whose nickname
+// holds it (any case), by id.
+func (d *directory) find(text string, limit int) []account {
+	key := nickKey(text)
+	d.mu.RLock()
+	var out []account
+	if id, ok := protocol.ParseID(text); ok {
+		if a := d.byID[id]; a != nil {
+			out = append(out, *a)
+		}
+	}
+	for _, a := range d.byID {
+		if strings.Contains(nickKey(a.nick), key) && (len(out) == 0 || out[0].id != a.id) {
+			out = append(out, *a)
+		}
+	}
+	d.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out
 }
 
 // lookup resolves "1000" or "alice" to an account, or nil.

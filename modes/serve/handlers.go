@@ -37,6 +37,28 @@ func init() {
 		"ACK":  {run: (*session).cmdAck},
 		"CHAT": {run: (*session).cmdNotYet},
 		"FILE": {run: (*session).cmdNotYet},
+
+		"AWAY":    {run: (*session).cmdAway},
+		"BACK":    {run: (*session).cmdBack},
+		"SET":     {run: (*session).cmdSet},
+		"PASSWD":  {run: (*session).cmdPasswd},
+		"NUDGE":   {run: (*session).cmdNudge},
+		"FIND":    {run: (*session).cmdFind},
+		"ADD":     {run: (*session).cmdAdd},
+		"ACCEPT":  {run: (*session).cmdAnswer},
+		"REJECT":  {run: (*session).cmdAnswer},
+		"PENDING": {run: (*session).cmdPending},
+		"FRIENDS": {run: (*session).cmdFriends},
+		"REMOVE":  {run: (*session).cmdRemove},
+		"BLOCK":   {run: (*session).cmdBlock},
+		"UNBLOCK": {run: (*session).cmdBlock},
+		"CREATE":  {run: (*session).cmdCreate},
+		"JOIN":    {run: (*session).cmdJoin},
+		"INVITE":  {run: (*session).cmdInvite},
+		"LEAVE":   {run: (*session).cmdLeave},
+		"KICK":    {run: (*session).cmdKick},
+		"MEMBERS": {run: (*session).cmdMembers},
+		"GROUPS":  {run: (*session).cmdGroups},
 	}
 }
 
@@ -139,8 +161,10 @@ func (s *session) cmdPass(c *protocol.Command) error {
 	a := s.pending
 	s.pending, s.userSent = nil, false
 	hash := dummyHash
+	var snap account
 	if a != nil {
-		hash = []byte(a.pwhash)
+		snap = s.srv.dir.snapshot(a)
+		hash = []byte(snap.pwhash)
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(c.Args[0])) != nil || a == nil {
 		s.failures++
@@ -152,14 +176,14 @@ func (s *session) cmdPass(c *protocol.Command) error {
 		return nil
 	}
 	s.mu.Lock()
-	s.user, s.nick = a.id, a.nick
+	s.user, s.nick = snap.id, snap.nick
 	s.mu.Unlock()
-	s.replyf(c.Tag, protocol.CodeLoggedIn, "%d %s", a.id, a.nick)
-	s.srv.log.Info("logged in", "conn", s.id, "remote", s.remote, "user", a.id)
+	s.replyf(c.Tag, protocol.CodeLoggedIn, "%d %s", snap.id, snap.nick)
+	s.srv.log.Info("logged in", "conn", s.id, "remote", s.remote, "user", snap.id)
 	if old := s.srv.hub.login(s); old != nil {
 		old.close(reasonTakeover, "logged in from another place")
 	} else {
-		s.srv.hub.broadcast(protocol.AppendEvent(nil, "PRESENCE", idStr(a.id), a.nick, "online"), a.id)
+		s.srv.announce(snap.id, snap.nick, "online", snap.profile.Status)
 	}
 	s.srv.po.attach(context.Background(), s)
 	return nil
@@ -168,9 +192,16 @@ func (s *session) cmdPass(c *protocol.Command) error {
 // LIST
 func (s *session) cmdList(c *protocol.Command) error {
 	online := s.srv.hub.list()
-	lines := make([]string, len(online))
-	for i, o := range online {
-		lines[i] = idStr(o.user) + " " + o.nick + " online"
+	lines := make([]string, 0, len(online))
+	friendsOnly := s.srv.cfg.Presence == "friends"
+	me := s.loggedIn()
+	for _, o := range online {
+		if friendsOnly && o.user != me && !s.srv.soc.areFriends(me, o.user) {
+			continue
+		}
+		if a := s.srv.dir.byId(o.user); a != nil {
+			lines = append(lines, s.srv.userLine(a))
+		}
 	}
 	s.replyLines(c.Tag, protocol.CodeList, lines, strconv.Itoa(len(lines))+" online")
 	return nil
@@ -182,16 +213,28 @@ func (s *session) cmdInfo(c *protocol.Command) error {
 	if a == nil {
 		return ErrNoUser
 	}
-	state := "offline"
-	if s.srv.hub.isOnline(a.id) {
-		state = "online"
+	snap := s.srv.dir.snapshot(a)
+	state, text := s.srv.presence(a)
+	lines := []string{"id " + idStr(snap.id), "nick " + snap.nick, "state " + state}
+	add := func(key, value string) {
+		if value != "" {
+			lines = append(lines, key+" "+value)
+		}
 	}
-	s.replyLines(c.Tag, protocol.CodeInfo, []string{
-		"id " + idStr(a.id),
-		"nick " + a.nick,
-		"state " + state,
-		"registered " + a.created.UTC().Format("2006-01-02"),
-	}, "end")
+	if state == "away" {
+		add("away", text)
+	}
+	add("status", snap.profile.Status)
+	add("sex", snap.profile.Sex)
+	if snap.profile.Age > 0 {
+		add("age", strconv.Itoa(snap.profile.Age))
+	}
+	add("address", snap.profile.Address)
+	add("registered", snap.created.UTC().Format("2006-01-02"))
+	if me := s.loggedIn(); me != snap.id && s.srv.soc.areFriends(me, snap.id) {
+		add("friend", "yes")
+	}
+	s.replyLines(c.Tag, protocol.CodeInfo, lines, "end")
 	return nil
 }
 
@@ -199,12 +242,20 @@ func (s *session) cmdInfo(c *protocol.Command) error {
 //
 // Answered with 250 <msgid> delivered|stored once the message is safe.
 func (s *session) cmdMsg(c *protocol.Command) error {
+	if err := protocol.CheckText(c.Args[1], protocol.MaxText); err != nil {
+		return err
+	}
+	if strings.HasPrefix(c.Args[0], "#") {
+		return s.msgGroup(c)
+	}
 	a := s.srv.dir.lookup(c.Args[0])
 	if a == nil {
 		return ErrNoUser
 	}
-	if err := protocol.CheckText(c.Args[1], protocol.MaxText); err != nil {
-		return err
+	if s.srv.soc.blocked(a.id, s.loggedIn()) {
+		// Dropped without telling: the answer looks like any other.
+		s.srv.po.pretendStored(s, c.Tag, a.id)
+		return nil
 	}
 	return s.srv.po.post(s, c.Tag, a.id, c.Args[1])
 }

@@ -10,9 +10,10 @@ import (
 type hub struct {
 	mu     sync.RWMutex
 	online map[int64]*session
+	away   map[int64]string // users marked away, with their away text
 }
 
-func newHub() *hub { return &hub{online: make(map[int64]*session)} }
+func newHub() *hub { return &hub{online: make(map[int64]*session), away: make(map[int64]string)} }
 
 // login marks s online and returns the session of the same user it
 // replaces (newer session takes over), or nil.
@@ -32,7 +33,50 @@ func (h *hub) logout(s *session) bool {
 		return false
 	}
 	delete(h.online, s.user)
+	delete(h.away, s.user)
 	return true
+}
+
+// setAway marks an online user away (with text) or back.
+func (h *hub) setAway(user int64, away bool, text string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if away {
+		h.away[user] = text
+	} else {
+		delete(h.away, user)
+	}
+}
+
+// state returns "online", "away" (with the away text) or "offline".
+func (h *hub) state(user int64) (state, awayText string) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.online[user] == nil {
+		return "offline", ""
+	}
+	if text, ok := h.away[user]; ok {
+		return "away", text
+	}
+	return "online", ""
+}
+
+// session returns user's session, or nil when offline.
+func (h *hub) session(user int64) *session {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.online[user]
+}
+
+// sendTo sends line to those of users who are online.
+func (h *hub) sendTo(users []int64, line []byte) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, id := range users {
+		if s := h.online[id]; s != nil {
+			s.send(line)
+		}
+	}
 }
 
 func (h *hub) isOnline(user int64) bool {
@@ -43,8 +87,10 @@ func (h *hub) isOnline(user int64) bool {
 
 // onlineUser is a snapshot of one online user for LIST.
 type onlineUser struct {
-	user int64
-	nick string
+	user     int64
+	nick     string
+	away     bool
+	awayText string
 }
 
 // list returns who is online, by id.
@@ -52,7 +98,8 @@ func (h *hub) list() []onlineUser {
 	h.mu.RLock()
 	out := make([]onlineUser, 0, len(h.online))
 	for id, s := range h.online {
-		out = append(out, onlineUser{id, s.nickname()})
+		text, away := h.away[id]
+		out = append(out, onlineUser{id, s.nickname(), away, text})
 	}
 	h.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].user < out[j].user })

@@ -48,6 +48,7 @@ type entry struct {
 	pushed bool     // sent to the mailbox's current session
 	from   *session // told when the entry is safe; nil once told
 	tag    string
+	fan    *fanout   // a group message's copies share the answer; nil once told
 	due    time.Time // when to save it if still unacknowledged
 }
 
@@ -122,11 +123,26 @@ func (po *postOffice) post(s *session, tag string, to int64, text string) error 
 	mb := po.box(to)
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
-	if len(mb.byID)+mb.stored >= po.maxQueue {
-		return protocol.Errorf(protocol.CodeQueueFull, "%d's queue is full (%d messages waiting); try later", to, po.maxQueue)
+	if err := po.roomLocked(mb); err != nil {
+		return err
 	}
 	e := &entry{mb: mb, from: s, tag: tag}
-	e.item = Stored{Recipient: to, ID: po.ids.Next(), Kind: "msg", Sender: s.user, Nick: s.nickname(), Time: time.Now(), Body: text}
+	e.item = Stored{Recipient: to, ID: po.ids.Next(), Kind: "MSG", Sender: s.user, Nick: s.nickname(), Time: time.Now(), Body: text}
+	po.enqueueLocked(mb, e)
+	return nil
+}
+
+func (po *postOffice) roomLocked(mb *mailbox) error {
+	if len(mb.byID)+mb.stored >= po.maxQueue {
+		return protocol.Errorf(protocol.CodeQueueFull, "%d's queue is full (%d messages waiting); try later", mb.user, po.maxQueue)
+	}
+	return nil
+}
+
+// enqueueLocked adds e to its mailbox: pushed at once to an online
+// recipient (and saved if not acknowledged within the grace), saved at
+// once for an offline one.
+func (po *postOffice) enqueueLocked(mb *mailbox, e *entry) {
 	e.line = formatItem(nil, &e.item)
 	mb.byID[e.item.ID] = e
 	mb.queue = append(mb.queue, e)
@@ -137,12 +153,102 @@ func (po *postOffice) post(s *session, tag string, to int64, text string) error 
 	} else {
 		po.queueSave(e, true)
 	}
+}
+
+// notify queues a durable event of kind (REQUEST or NOTICE) for user to,
+// from user from; body is the rest of the event's arguments. Nobody waits
+// for it, and it is not refused for a full queue: it answers something
+// the recipient did, or asks for an answer, and is small.
+func (po *postOffice) notify(to int64, kind string, from int64, nick, body string) {
+	if to == 0 {
+		return
+	}
+	mb := po.box(to)
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	e := &entry{mb: mb}
+	e.item = Stored{Recipient: to, ID: po.ids.Next(), Kind: kind, Sender: from, Nick: nick, Time: time.Now(), Body: body}
+	po.enqueueLocked(mb, e)
+}
+
+// fanout answers the sender of a group message once every member's copy
+// is safe: "delivered" when all acknowledged, "stored" otherwise.
+type fanout struct {
+	mu     sync.Mutex
+	from   *session
+	tag    string
+	id     int64
+	group  string
+	time   time.Time
+	left   int
+	stored bool
+	failed int
+}
+
+func (f *fanout) done(how string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch how {
+	case "stored":
+		f.stored = true
+	case "failed":
+		f.failed++
+	}
+	if f.left--; f.left > 0 {
+		return
+	}
+	switch {
+	case f.failed > 0:
+		f.from.replyf(f.tag, protocol.CodeLocalError, "message %d could not be stored for %d members of %s", f.id, f.failed, f.group)
+	case f.stored:
+		f.from.replyf(f.tag, protocol.CodeSent, "%d stored %s %s", f.id, f.group, protocol.FormatTime(f.time))
+	default:
+		f.from.replyf(f.tag, protocol.CodeSent, "%d delivered %s %s", f.id, f.group, protocol.FormatTime(f.time))
+	}
+}
+
+// postGroup accepts a group message from s for the members in to (one id
+// for all copies) and answers once every copy is safe. A member whose
+// queue is full makes it fail for all, before anything is sent.
+func (po *postOffice) postGroup(s *session, tag, group string, to []int64, text string) error {
+	boxes := make([]*mailbox, len(to))
+	for i, u := range to {
+		mb := po.box(u)
+		mb.mu.Lock()
+		err := po.roomLocked(mb)
+		mb.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		boxes[i] = mb
+	}
+	now := time.Now()
+	f := &fanout{from: s, tag: tag, id: po.ids.Next(), group: group, time: now, left: len(to) + 1}
+	for _, mb := range boxes {
+		mb.mu.Lock()
+		e := &entry{mb: mb, fan: f}
+		e.item = Stored{Recipient: mb.user, ID: f.id, Kind: "GMSG", Sender: s.user, Nick: s.nickname(), Time: now, Body: group + " " + text}
+		po.enqueueLocked(mb, e)
+		mb.mu.Unlock()
+	}
+	f.done("delivered") // the sender's own share: answers at once when there is nobody else
 	return nil
 }
 
-// formatItem appends the event line of a stored item.
+// pretendStored answers a message that was dropped because its recipient
+// blocks the sender exactly as a stored one would be answered.
+func (po *postOffice) pretendStored(s *session, tag string, to int64) {
+	s.replyf(tag, protocol.CodeSent, "%d stored %d %s", po.ids.Next(), to, protocol.FormatTime(time.Now()))
+}
+
+// formatItem appends the event line of a stored item: KIND msgid from
+// nick time body, where body holds the kind's remaining arguments.
 func formatItem(dst []byte, it *Stored) []byte {
-	return protocol.AppendEvent(dst, "MSG", idStr(it.ID), idStr(it.Sender), it.Nick, protocol.FormatTime(it.Time), it.Body)
+	kind := it.Kind
+	if kind == "" || kind == "msg" {
+		kind = "MSG"
+	}
+	return protocol.AppendEvent(dst, kind, idStr(it.ID), idStr(it.Sender), it.Nick, protocol.FormatTime(it.Time), it.Body)
 }
 
 // pumpLocked sends queued entries to the session while the window allows.
@@ -225,12 +331,22 @@ func (mb *mailbox) compactLocked() {
 	}
 }
 
-// tellSender answers the sender of e, once.
+// tellSender answers the sender of e, once: how is "delivered", "stored"
+// or "failed" (not stored: the sender must not believe it was sent).
 func (po *postOffice) tellSender(e *entry, how string) {
+	if e.fan != nil {
+		e.fan.done(how)
+		e.fan = nil
+		return
+	}
 	if e.from == nil {
 		return
 	}
-	e.from.replyf(e.tag, protocol.CodeSent, "%d %s %d %s", e.item.ID, how, e.item.Recipient, protocol.FormatTime(e.item.Time))
+	if how == "failed" {
+		e.from.replyf(e.tag, protocol.CodeLocalError, "message %d could not be stored; not sent", e.item.ID)
+	} else {
+		e.from.replyf(e.tag, protocol.CodeSent, "%d %s %d %s", e.item.ID, how, e.item.Recipient, protocol.FormatTime(e.item.Time))
+	}
 	e.from = nil
 }
 
@@ -425,10 +541,7 @@ func (po *postOffice) saved(claimed []*entry, err error) {
 		case err != nil:
 			// Not safe: the sender must not believe it was sent.
 			e.state = stLive
-			if e.from != nil {
-				e.from.replyf(e.tag, protocol.CodeLocalError, "message %d could not be stored; not sent", e.item.ID)
-				e.from = nil
-			}
+			po.tellSender(e, "failed")
 			if mb.sess == nil && !e.gone {
 				delete(mb.byID, e.item.ID)
 				e.gone = true

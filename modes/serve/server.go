@@ -31,6 +31,8 @@ type Config struct {
 	MaxOutbound  int           // bytes queued for one client; past it the client is a slow consumer
 	MaxQueue     int           // messages waiting for one recipient
 	AckGrace     time.Duration // how long an online recipient may take to ACK before the message is stored
+	Presence     string        // who hears a user's presence: "lan" (everyone) or "friends"
+	NudgeEvery   time.Duration // at most one nudge per sender and recipient in this time
 	Log          *slog.Logger
 }
 
@@ -41,6 +43,7 @@ func Defaults() Config {
 		Listen: ":4000", Data: "qchat-data", Name: host, HashCost: 10, Sync: "full",
 		LoginTimeout: 30 * time.Second, PingInterval: 30 * time.Second, PingTimeout: 30 * time.Second,
 		WriteTimeout: 10 * time.Second, MaxOutbound: 1 << 20, MaxQueue: 10000, AckGrace: 20 * time.Millisecond,
+		Presence: "lan", NudgeEvery: 10 * time.Second,
 	}
 }
 
@@ -53,6 +56,8 @@ type Server struct {
 	dir   *directory
 	hub   *hub
 	po    *postOffice
+	soc   *social
+	nudge *nudgeLimiter
 	clock atomic.Int64 // coarse now (unix ns), kept by the sweeper
 
 	mu       sync.Mutex
@@ -78,6 +83,9 @@ func Run(ctx context.Context, cfg Config) error {
 func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.Presence != "lan" && cfg.Presence != "friends" {
+		return nil, fmt.Errorf("presence %q: want lan or friends", cfg.Presence)
 	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("data folder: %w", err)
@@ -105,6 +113,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load accounts: %w", err)
 	}
+	soc, err := loadSocial(ctx, st, dir)
+	if err != nil {
+		return nil, fmt.Errorf("load friends and groups: %w", err)
+	}
 	ids, err := newIDAlloc(ctx, st, cfg.Log)
 	if err != nil {
 		return nil, fmt.Errorf("reserve message ids: %w", err)
@@ -128,7 +140,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	srv := &Server{cfg: cfg, log: cfg.Log, ln: ln, store: st, dir: dir, hub: newHub(), po: po,
-		sessions: make(map[*session]struct{})}
+		soc: soc, nudge: newNudgeLimiter(cfg.NudgeEvery), sessions: make(map[*session]struct{})}
 	srv.clock.Store(time.Now().UnixNano())
 	srv.unlock = unlock
 	ok = true

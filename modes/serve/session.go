@@ -123,7 +123,7 @@ func (s *session) cleanup() {
 	if user := s.loggedIn(); user != 0 {
 		s.srv.po.detach(s)
 		if s.srv.hub.logout(s) {
-			s.srv.hub.broadcast(protocol.AppendEvent(nil, "PRESENCE", idStr(user), s.nickname(), "offline"), user)
+			s.srv.announce(user, s.nickname(), "offline", "")
 		}
 	}
 	s.srv.forget(s)

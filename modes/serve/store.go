@@ -48,6 +48,50 @@ CREATE TABLE IF NOT EXISTS inbox (
 	body      TEXT NOT NULL,
 	PRIMARY KEY (recipient, id)
 );
+CREATE TABLE IF NOT EXISTS profiles (
+	user    INTEGER PRIMARY KEY,
+	sex     TEXT NOT NULL DEFAULT '',
+	age     INTEGER NOT NULL DEFAULT 0,
+	address TEXT NOT NULL DEFAULT '',
+	status  TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS friends (
+	user   INTEGER NOT NULL,
+	friend INTEGER NOT NULL,
+	since  INTEGER NOT NULL,
+	PRIMARY KEY (user, friend)
+);
+CREATE TABLE IF NOT EXISTS friend_requests (
+	sender    INTEGER NOT NULL,
+	recipient INTEGER NOT NULL,
+	time      INTEGER NOT NULL,
+	PRIMARY KEY (sender, recipient)
+);
+CREATE TABLE IF NOT EXISTS blocks (
+	user    INTEGER NOT NULL,
+	blocked INTEGER NOT NULL,
+	PRIMARY KEY (user, blocked)
+);
+CREATE TABLE IF NOT EXISTS chatgroups (
+	name    TEXT NOT NULL,
+	namekey TEXT PRIMARY KEY,
+	owner   INTEGER NOT NULL,
+	invite  INTEGER NOT NULL,
+	created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS members (
+	namekey TEXT NOT NULL,
+	user    INTEGER NOT NULL,
+	joined  INTEGER NOT NULL,
+	PRIMARY KEY (namekey, user)
+);
+CREATE TABLE IF NOT EXISTS invites (
+	namekey TEXT NOT NULL,
+	user    INTEGER NOT NULL,
+	inviter INTEGER NOT NULL,
+	time    INTEGER NOT NULL,
+	PRIMARY KEY (namekey, user)
+);
 `
 
 // firstUserID is the id of the first account, as in the original QQ design.
@@ -65,7 +109,7 @@ type User struct {
 type Stored struct {
 	Recipient int64
 	ID        int64
-	Kind      string // "msg" for now
+	Kind      string // the event kind: MSG, GMSG, REQUEST or NOTICE
 	Sender    int64
 	Nick      string // the sender's nickname when it was sent
 	Time      time.Time

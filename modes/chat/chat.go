@@ -42,7 +42,7 @@ type app struct {
 
 	mu    sync.Mutex
 	me    client.User
-	cur   int64            // current conversation (a user id), 0 if none
+	cur   string           // current conversation: a user id or "#group"; "" if none
 	known map[int64]string // ids and nicknames seen, for completion and display
 
 	seen     []string   // events printed so far, for /wait
@@ -54,6 +54,8 @@ type app struct {
 	events sync.WaitGroup // the event goroutine
 	ready  chan struct{}  // closed once logged in with history open
 	quit   bool           // /quit was given
+	// nextSecret reads the next input line as a secret (piped /passwd).
+	nextSecret func(prompt string) (string, error)
 }
 
 // Run runs chat until /quit, end of input or a lost connection, and
@@ -105,6 +107,12 @@ func (a *app) runPiped(ctx context.Context, stdin io.Reader, stderr io.Writer) i
 	}
 	sc := bufio.NewScanner(stdin)
 	sc.Buffer(make([]byte, 0, 64<<10), protocol.MaxLine)
+	a.nextSecret = func(string) (string, error) {
+		if !sc.Scan() {
+			return "", errors.New("input ended where a password was expected")
+		}
+		return strings.TrimRight(sc.Text(), "\r"), nil
+	}
 	for !a.quit && sc.Scan() {
 		line := strings.TrimRight(sc.Text(), "\r")
 		if strings.TrimSpace(line) == "" || strings.HasPrefix(strings.TrimSpace(line), "#") {
@@ -197,7 +205,7 @@ func (a *app) eventLoop() {
 	}()
 	for l := range a.cl.Events() {
 		switch {
-		case l.Kind == "MSG":
+		case client.IsAckable(l.Kind):
 			m, err := client.ParseMessage(l)
 			if err != nil {
 				continue
@@ -207,8 +215,8 @@ func (a *app) eventLoop() {
 			if _, err := a.rec.Receive(a.cl, m, func(m client.Message) {
 				a.remember(m.From, m.FromNick)
 				a.mu.Lock()
-				if a.cur == 0 {
-					a.cur = m.From
+				if a.cur == "" && m.IsChat() {
+					a.cur = m.Conversation()
 				}
 				a.mu.Unlock()
 				a.note(a.out.Message(m, me.ID))
@@ -222,6 +230,14 @@ func (a *app) eventLoop() {
 			}
 			a.remember(p.ID, p.Nick)
 			a.note(a.out.Presence(p))
+		case l.Kind == "NUDGE" && len(l.Args) == 3:
+			from, ok := protocol.ParseID(l.Args[0])
+			t, err := protocol.ParseTime(l.Args[2])
+			if !ok || err != nil {
+				continue
+			}
+			a.remember(from, l.Args[1])
+			a.note(a.out.Nudge(from, l.Args[1], t, a.term != nil))
 		case l.Kind == "BYE":
 			a.note(a.out.Bye(l))
 		case !l.IsEvent():

@@ -34,7 +34,28 @@ func init() {
 		{name: "/list", help: "who is online", login: true, run: (*app).cmdList},
 		{name: "/who", args: "ID", help: "a user's public profile", min: 1, max: 1, login: true, userArg: 1, run: (*app).cmdWho},
 		{name: "/msg", args: "ID TEXT", help: "send a message (a line without / goes to the current conversation)", min: 2, max: 2, rest: true, login: true, userArg: 1, run: (*app).cmdMsg},
-		{name: "/history", args: "[ID] [N]", help: "the last N (20) messages with ID (default: current conversation)", max: 2, login: true, userArg: 1, run: (*app).cmdHistory},
+		{name: "/history", args: "[ID|#GROUP] [N]", help: "the last N (20) messages with ID or in a group (default: current conversation)", max: 2, login: true, userArg: 1, run: (*app).cmdHistory},
+		{name: "/create", args: "NAME [open|invite]", help: "create a group that you own (open: anyone may join)", min: 1, max: 2, login: true, run: (*app).cmdCreate},
+		{name: "/join", args: "NAME", help: "join an open group", min: 1, max: 1, login: true, run: (*app).cmdJoin},
+		{name: "/invite", args: "NAME ID", help: "invite a user into a group", min: 2, max: 2, login: true, userArg: 2, run: (*app).cmdInvite},
+		{name: "/leave", args: "NAME", help: "leave a group", min: 1, max: 1, login: true, run: (*app).cmdLeave},
+		{name: "/members", args: "NAME", help: "a group's members and who is online", min: 1, max: 1, login: true, run: (*app).cmdMembers},
+		{name: "/groups", help: "the groups you are in", login: true, run: (*app).cmdGroups},
+		{name: "/kick", args: "NAME ID", help: "remove a member from your group", min: 2, max: 2, login: true, userArg: 2, run: (*app).cmdKick},
+		{name: "/find", args: "TEXT", help: "search users by nickname or id", min: 1, max: 1, rest: true, login: true, run: (*app).cmdFind},
+		{name: "/add", args: "ID", help: "ask a user to be your friend", min: 1, max: 1, login: true, userArg: 1, run: (*app).cmdAdd},
+		{name: "/accept", args: "ID [#GROUP]", help: "accept what ID asked: a friend request or a group invite", min: 1, max: 2, login: true, userArg: 1, run: (*app).cmdAccept},
+		{name: "/reject", args: "ID [#GROUP]", help: "refuse what ID asked", min: 1, max: 2, login: true, userArg: 1, run: (*app).cmdReject},
+		{name: "/pending", help: "requests waiting for your answer", login: true, run: (*app).cmdPending},
+		{name: "/friends", help: "your friends, who is online and their status", login: true, run: (*app).cmdFriends},
+		{name: "/remove", args: "ID", help: "end a friendship", min: 1, max: 1, login: true, userArg: 1, run: (*app).cmdRemove},
+		{name: "/block", args: "ID", help: "drop everything ID sends you, without telling them", min: 1, max: 1, login: true, userArg: 1, run: (*app).cmdBlock},
+		{name: "/unblock", args: "ID", help: "stop blocking ID", min: 1, max: 1, login: true, userArg: 1, run: (*app).cmdUnblock},
+		{name: "/profile", args: "[set FIELD VALUE]", help: "show your profile, or set nick, sex, age, address or status (- clears)", max: 3, rest: true, login: true, run: (*app).cmdProfile},
+		{name: "/passwd", help: "change your password (asks the old one and the new one twice)", login: true, run: (*app).cmdPasswd},
+		{name: "/nudge", args: "ID", help: "shake an online user's window", min: 1, max: 1, login: true, userArg: 1, run: (*app).cmdNudge},
+		{name: "/away", args: "[TEXT]", help: "mark yourself away", max: 1, rest: true, login: true, run: (*app).cmdAway},
+		{name: "/back", help: "back from away", login: true, run: (*app).cmdBack},
 		{name: "/wait", args: "REGEXP", help: "scripts: wait until an event line (as printed) matches REGEXP, or fail after --timeout", min: 1, max: 1, rest: true, run: (*app).cmdWait},
 		{name: "/help", help: "this list", run: (*app).cmdHelp},
 		{name: "/quit", help: "log out and leave", run: (*app).cmdQuit},
@@ -64,10 +85,10 @@ func (a *app) exec(ctx context.Context, line string) error {
 		a.mu.Lock()
 		cur := a.cur
 		a.mu.Unlock()
-		if cur == 0 {
+		if cur == "" {
 			return errors.New("no current conversation: start one with /msg ID TEXT")
 		}
-		return a.cmdMsg(ctx, []string{strconv.FormatInt(cur, 10), text})
+		return a.cmdMsg(ctx, []string{cur, text})
 	}
 	name, rest, _ := strings.Cut(trimmed, " ")
 	c := lookupCommand(strings.ToLower(name))
@@ -122,7 +143,8 @@ type (
 	sentRecord struct {
 		Type   string `json:"type"` // "sent"
 		ID     int64  `json:"id"`
-		To     int64  `json:"to"`
+		To     int64  `json:"to,omitempty"`
+		Group  string `json:"group,omitempty"`
 		Status string `json:"status"`
 		Time   string `json:"time"`
 	}
@@ -244,17 +266,22 @@ func (a *app) cmdMsg(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	conv := sent.Conversation()
 	a.mu.Lock()
-	a.cur = sent.To
+	a.cur = conv
 	a.mu.Unlock()
-	if err := a.rec.RecordSent(a.cl.Me(), sent.To, sent, args[1]); err != nil {
+	if err := a.rec.RecordSent(a.cl.Me(), sent, args[1]); err != nil {
 		a.out.Emit(client.ErrorRecord{Type: "error", Error: "history: " + err.Error()}, "! history: "+err.Error())
 	}
-	plain := fmt.Sprintf("sent %d to %d %s", sent.ID, sent.To, sent.Status)
-	if a.term != nil {
-		plain = fmt.Sprintf("%s → %s: %s  [%s]", a.out.Stamp(sent.Time), a.nameOf(sent.To), protocol.Escape(args[1]), sent.Status)
+	to := protocol.Escape(conv)
+	if sent.Group == "" {
+		to = a.nameOf(sent.To)
 	}
-	a.out.Emit(sentRecord{"sent", sent.ID, sent.To, sent.Status, protocol.FormatTime(sent.Time)}, plain)
+	plain := fmt.Sprintf("sent %d to %s %s", sent.ID, protocol.Escape(conv), sent.Status)
+	if a.term != nil {
+		plain = fmt.Sprintf("%s → %s: %s  [%s]", a.out.Stamp(sent.Time), to, protocol.Escape(args[1]), sent.Status)
+	}
+	a.out.Emit(sentRecord{"sent", sent.ID, sent.To, sent.Group, sent.Status, protocol.FormatTime(sent.Time)}, plain)
 	return nil
 }
 
@@ -264,15 +291,21 @@ func (a *app) cmdHistory(ctx context.Context, args []string) error {
 		return errors.New("history is off (--no-history)")
 	}
 	a.mu.Lock()
-	peer := a.cur
+	conv := a.cur
 	a.mu.Unlock()
 	n := 20
-	if len(args) > 0 {
+	if len(args) > 0 && strings.HasPrefix(args[0], "#") {
+		name, err := protocol.GroupName(args[0])
+		if err != nil {
+			return err
+		}
+		conv = "#" + name
+	} else if len(args) > 0 {
 		id, err := a.resolve(ctx, args[0])
 		if err != nil {
 			return err
 		}
-		peer = id
+		conv = strconv.FormatInt(id, 10)
 	}
 	if len(args) > 1 {
 		v, err := strconv.Atoi(args[1])
@@ -281,10 +314,9 @@ func (a *app) cmdHistory(ctx context.Context, args []string) error {
 		}
 		n = v
 	}
-	if peer == 0 {
+	if conv == "" {
 		return errors.New("no current conversation: /history ID")
 	}
-	conv := strconv.FormatInt(peer, 10)
 	recs, err := a.rec.Hist.Read(conv, n)
 	if err != nil {
 		return err
@@ -298,7 +330,7 @@ func (a *app) cmdHistory(ctx context.Context, args []string) error {
 			fmt.Sprintf("%s %s (%d): %s", a.out.Stamp(r.Time), protocol.Escape(r.Nick), r.From, protocol.Escape(r.Text)))
 	}
 	if len(recs) == 0 && !a.cfg.JSON {
-		a.out.Emit(nil, "no history with "+a.nameOf(peer))
+		a.out.Emit(nil, "no history with "+protocol.Escape(conv))
 	}
 	return nil
 }

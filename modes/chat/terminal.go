@@ -160,10 +160,10 @@ func (a *app) prompt() string {
 		return "qchat> "
 	}
 	p := protocol.Escape(a.me.Nick)
-	if a.cur != 0 {
-		peer := a.known[a.cur]
-		if peer == "" {
-			peer = strconv.FormatInt(a.cur, 10)
+	if a.cur != "" {
+		peer := a.cur
+		if id, ok := protocol.ParseID(a.cur); ok && a.known[id] != "" {
+			peer = a.known[id]
 		}
 		p += " → " + protocol.Escape(peer)
 	}

@@ -1,10 +1,6 @@
 package client
 
-import (
-	"fmt"
-
-	"qchat/history"
-)
+import "qchat/history"
 
 // Recorder decides what to do with an incoming message so that it is
 // shown exactly once and acknowledged only once it is shown and saved.
@@ -15,13 +11,15 @@ type Recorder struct {
 	seen map[int64]struct{}
 }
 
-// Receive handles a MSG event: a duplicate is acknowledged and dropped;
-// a new message is shown (show), appended to history, then acknowledged.
-// It reports whether the message was new.
+// Receive handles a durable event (MSG, GMSG, REQUEST, NOTICE): a
+// duplicate is acknowledged and dropped; a new one is shown (show),
+// appended to history when it is a message, then acknowledged. It reports
+// whether it was new. Requests and notices are remembered in memory only:
+// after a crash one may show twice, which is harmless.
 func (r *Recorder) Receive(c *Client, m Message, show func(Message)) (bool, error) {
-	conv := fmt.Sprint(m.From)
+	conv := m.Conversation()
 	dup := false
-	if r.Hist != nil {
+	if r.Hist != nil && m.IsChat() {
 		has, err := r.Hist.Has(conv, m.ID)
 		if err != nil {
 			return false, err
@@ -38,7 +36,7 @@ func (r *Recorder) Receive(c *Client, m Message, show func(Message)) (bool, erro
 	}
 	show(m)
 	var err error
-	if r.Hist != nil {
+	if r.Hist != nil && m.IsChat() {
 		_, err = r.Hist.Append(conv, history.Record{Time: m.Time, ID: m.ID, From: m.From, Nick: m.FromNick, Text: m.Text})
 	} else {
 		r.seen[m.ID] = struct{}{}
@@ -52,10 +50,10 @@ func (r *Recorder) Receive(c *Client, m Message, show func(Message)) (bool, erro
 }
 
 // RecordSent appends a message I sent to the history of its conversation.
-func (r *Recorder) RecordSent(me User, to int64, s Sent, text string) error {
+func (r *Recorder) RecordSent(me User, s Sent, text string) error {
 	if r.Hist == nil {
 		return nil
 	}
-	_, err := r.Hist.Append(fmt.Sprint(to), history.Record{Time: s.Time, ID: s.ID, Out: true, From: me.ID, Nick: me.Nick, Text: text})
+	_, err := r.Hist.Append(s.Conversation(), history.Record{Time: s.Time, ID: s.ID, Out: true, From: me.ID, Nick: me.Nick, Text: text})
 	return err
 }

@@ -63,12 +63,37 @@ func (p *Printer) Emit(obj any, plain string) string {
 // JSON records. Field names are stable; PROTOCOL.md and the README list them.
 type (
 	MsgRecord struct {
-		Type     string `json:"type"` // "msg"
+		Type     string `json:"type"` // "msg", or "gmsg" for a group message
 		ID       int64  `json:"id"`
 		From     int64  `json:"from"`
 		FromNick string `json:"from_nick"`
 		To       int64  `json:"to,omitempty"`
+		Group    string `json:"group,omitempty"` // "#name", for "gmsg"
 		Text     string `json:"text"`
+		Time     string `json:"time"`
+	}
+	RequestRecord struct {
+		Type     string `json:"type"` // "request"
+		ID       int64  `json:"id"`
+		Kind     string `json:"kind"` // "friend" or "invite"
+		From     int64  `json:"from"`
+		FromNick string `json:"from_nick"`
+		Group    string `json:"group,omitempty"` // for "invite"
+		Time     string `json:"time"`
+	}
+	NoticeRecord struct {
+		Type     string `json:"type"` // "notice"
+		ID       int64  `json:"id"`
+		What     string `json:"what"` // friend-accepted, friend-rejected, friend-removed, invite-accepted, invite-rejected, kicked
+		From     int64  `json:"from"`
+		FromNick string `json:"from_nick"`
+		Group    string `json:"group,omitempty"`
+		Time     string `json:"time"`
+	}
+	NudgeRecord struct {
+		Type     string `json:"type"` // "nudge"
+		From     int64  `json:"from"`
+		FromNick string `json:"from_nick"`
 		Time     string `json:"time"`
 	}
 	PresenceRecord struct {
@@ -91,10 +116,48 @@ type (
 	}
 )
 
-// Message prints an incoming message.
+// Message prints an incoming message, request or notice; to is my id.
 func (p *Printer) Message(m Message, to int64) string {
-	return p.Emit(MsgRecord{Type: "msg", ID: m.ID, From: m.From, FromNick: m.FromNick, To: to, Text: m.Text, Time: protocol.FormatTime(m.Time)},
-		fmt.Sprintf("%s %s (%d): %s", p.Stamp(m.Time), protocol.Escape(m.FromNick), m.From, protocol.Escape(m.Text)))
+	who := fmt.Sprintf("%s (%d)", protocol.Escape(m.FromNick), m.From)
+	group := protocol.Escape(m.Group)
+	at := protocol.FormatTime(m.Time)
+	switch m.Kind {
+	case "GMSG":
+		return p.Emit(MsgRecord{Type: "gmsg", ID: m.ID, From: m.From, FromNick: m.FromNick, Group: m.Group, Text: m.Text, Time: at},
+			fmt.Sprintf("%s %s %s: %s", p.Stamp(m.Time), group, who, protocol.Escape(m.Text)))
+	case "REQUEST":
+		plain := fmt.Sprintf("* %s wants to be your friend: /accept %d or /reject %d", who, m.From, m.From)
+		if m.Text == "invite" {
+			plain = fmt.Sprintf("* %s invites you to %s: /accept %d or /reject %d", who, group, m.From, m.From)
+		}
+		return p.Emit(RequestRecord{Type: "request", ID: m.ID, Kind: m.Text, From: m.From, FromNick: m.FromNick, Group: m.Group, Time: at}, plain)
+	case "NOTICE":
+		plain := map[string]string{
+			"friend-accepted": "* %[1]s accepted your friend request",
+			"friend-rejected": "* %[1]s refused your friend request",
+			"friend-removed":  "* %[1]s removed you from their friends",
+			"invite-accepted": "* %[1]s accepted your invite and joined %[2]s",
+			"invite-rejected": "* %[1]s refused your invite to %[2]s",
+			"kicked":          "* %[1]s removed you from %[2]s",
+		}[m.Text]
+		if plain == "" {
+			plain = "* %[1]s: %[3]s %[2]s"
+		}
+		return p.Emit(NoticeRecord{Type: "notice", ID: m.ID, What: m.Text, From: m.From, FromNick: m.FromNick, Group: m.Group, Time: at},
+			strings.TrimSpace(fmt.Sprintf(plain, who, group, protocol.Escape(m.Text))))
+	}
+	return p.Emit(MsgRecord{Type: "msg", ID: m.ID, From: m.From, FromNick: m.FromNick, To: to, Text: m.Text, Time: at},
+		fmt.Sprintf("%s %s: %s", p.Stamp(m.Time), who, protocol.Escape(m.Text)))
+}
+
+// Nudge prints a nudge: on a terminal (bell set) it rings the bell; the
+// shake marker shows everywhere.
+func (p *Printer) Nudge(from int64, nick string, t time.Time, bell bool) string {
+	plain := fmt.Sprintf("%s ~~~ %s (%d) nudged you! ~~~", p.Stamp(t), protocol.Escape(nick), from)
+	if bell {
+		plain = "\a" + plain
+	}
+	return p.Emit(NudgeRecord{Type: "nudge", From: from, FromNick: nick, Time: protocol.FormatTime(t)}, plain)
 }
 
 // Stamp is the time of a message as shown: the time of day, with the date

@@ -65,7 +65,20 @@ type Presence struct {
 
 // List returns who is online.
 func (c *Client) List(ctx context.Context) ([]Presence, error) {
-	r, err := c.Do(ctx, "LIST")
+	return c.Users(ctx, "LIST")
+}
+
+// Rename notes my new nickname after SET nick.
+func (c *Client) Rename(nick string) {
+	c.mu.Lock()
+	c.me.Nick = nick
+	c.mu.Unlock()
+}
+
+// Users runs a request whose answer is a list of users, one per line as
+// "<id> <nick> <state> [<status>]": LIST, FRIENDS, FIND.
+func (c *Client) Users(ctx context.Context, verb string, args ...string) ([]Presence, error) {
+	r, err := c.Do(ctx, verb, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -107,12 +120,22 @@ func (c *Client) Info(ctx context.Context, who string) ([][2]string, error) {
 // the recipient's id and the server's time of the message.
 type Sent struct {
 	ID     int64
-	Status string
-	To     int64
+	Status string // "delivered" or "stored"
+	To     int64  // the recipient, 0 for a group message
+	Group  string // "#name" for a group message
 	Time   time.Time
 }
 
-// Send sends a private message and waits until the server says it is safe.
+// Conversation is the history conversation the message belongs to.
+func (s Sent) Conversation() string {
+	if s.Group != "" {
+		return s.Group
+	}
+	return strconv.FormatInt(s.To, 10)
+}
+
+// Send sends a private message (to a user) or a group message (to
+// "#name") and waits until the server says it is safe.
 func (c *Client) Send(ctx context.Context, to, text string) (Sent, error) {
 	if err := protocol.CheckText(text, protocol.MaxText); err != nil {
 		return Sent{}, err
@@ -124,7 +147,7 @@ func (c *Client) Send(ctx context.Context, to, text string) (Sent, error) {
 	return parseSent(r.Text)
 }
 
-// parseSent reads "<msgid> delivered|stored <to> <time>".
+// parseSent reads "<msgid> delivered|stored <to|#group> <time>".
 func parseSent(text string) (Sent, error) {
 	f := strings.Fields(text)
 	bad := fmt.Errorf("unexpected reply %q", protocol.Clip(text, 60))
@@ -133,11 +156,15 @@ func parseSent(text string) (Sent, error) {
 	}
 	id, ok1 := protocol.ParseID(f[0])
 	to, ok2 := protocol.ParseID(f[2])
+	group := ""
+	if strings.HasPrefix(f[2], "#") {
+		group, ok2 = f[2], true
+	}
 	t, err := protocol.ParseTime(f[3])
 	if !ok1 || !ok2 || err != nil {
 		return Sent{}, bad
 	}
-	return Sent{ID: id, Status: f[1], To: to, Time: t}, nil
+	return Sent{ID: id, Status: f[1], To: to, Group: group, Time: t}, nil
 }
 
 // SendAsync sends a message without waiting; fn hears the outcome from the
@@ -171,27 +198,57 @@ func (c *Client) Ack(ids ...int64) error {
 	return nil
 }
 
-// Message is a MSG event.
+// Message is one durable event the client must acknowledge: a private
+// message (MSG), a group message (GMSG), a request (REQUEST: Text is
+// "friend" or "invite") or a notice (NOTICE: Text says what happened).
 type Message struct {
+	Kind     string // MSG, GMSG, REQUEST or NOTICE
 	ID       int64
 	From     int64
 	FromNick string
 	Time     time.Time
+	Group    string // "#name" for GMSG, invites and group notices
 	Text     string
 }
 
-// ParseMessage reads a MSG event.
+// IsChat reports whether m is a conversation message (kept in history).
+func (m Message) IsChat() bool { return m.Kind == "MSG" || m.Kind == "GMSG" }
+
+// Conversation is the history conversation of a message: the peer's id,
+// or the group.
+func (m Message) Conversation() string {
+	if m.Group != "" && m.Kind == "GMSG" {
+		return m.Group
+	}
+	return strconv.FormatInt(m.From, 10)
+}
+
+// IsAckable reports whether an event kind is a durable one to acknowledge.
+func IsAckable(kind string) bool {
+	return kind == "MSG" || kind == "GMSG" || kind == "REQUEST" || kind == "NOTICE"
+}
+
+// ParseMessage reads a MSG, GMSG, REQUEST or NOTICE event.
 func ParseMessage(l protocol.Line) (Message, error) {
-	if l.Kind != "MSG" || len(l.Args) != 5 {
-		return Message{}, fmt.Errorf("not a MSG event")
+	if !IsAckable(l.Kind) || len(l.Args) < 5 {
+		return Message{}, fmt.Errorf("not a message event")
 	}
 	id, ok1 := protocol.ParseID(l.Args[0])
 	from, ok2 := protocol.ParseID(l.Args[1])
 	t, err := protocol.ParseTime(l.Args[3])
 	if !ok1 || !ok2 || err != nil {
-		return Message{}, fmt.Errorf("malformed MSG event")
+		return Message{}, fmt.Errorf("malformed %s event", l.Kind)
 	}
-	return Message{ID: id, From: from, FromNick: l.Args[2], Time: t, Text: l.Args[4]}, nil
+	m := Message{Kind: l.Kind, ID: id, From: from, FromNick: l.Args[2], Time: t, Text: l.Args[4]}
+	switch {
+	case l.Kind == "GMSG" && len(l.Args) == 6:
+		m.Group, m.Text = l.Args[4], l.Args[5]
+	case l.Kind == "GMSG":
+		return Message{}, fmt.Errorf("malformed GMSG event")
+	case len(l.Args) > 5:
+		m.Group = l.Args[5]
+	}
+	return m, nil
 }
 
 // PresenceEvent reads a PRESENCE event.

@@ -145,7 +145,14 @@ func (r *receiver) session(ctx context.Context) error {
 			if !ok {
 				return cl.Err()
 			}
-			if l.Kind != "MSG" {
+			if l.Kind == "NUDGE" && len(l.Args) == 3 {
+				from, ok := protocol.ParseID(l.Args[0])
+				if t, err := protocol.ParseTime(l.Args[2]); ok && err == nil {
+					r.out.Nudge(from, l.Args[1], t, false)
+				}
+				continue
+			}
+			if !client.IsAckable(l.Kind) {
 				continue
 			}
 			m, err := client.ParseMessage(l)
@@ -156,7 +163,7 @@ func (r *receiver) session(ctx context.Context) error {
 			if err != nil {
 				fmt.Fprintln(r.stderr, "qchat recv:", err)
 			}
-			if isNew {
+			if isNew && m.IsChat() { // requests and notices are shown, not counted
 				r.got++
 				if r.cfg.Count > 0 && r.got >= r.cfg.Count {
 					cl.Quit(context.Background())

@@ -512,7 +512,7 @@ func (s *session) cmdKick(c *protocol.Command) error {
 	return nil
 }
 
-// MEMBERS <#group>
+// MEMBERS <#group>: lines "<id> <nick> <state> owner|member".
 func (s *session) cmdMembers(c *protocol.Command) error {
 	g, ids, err := s.srv.soc.members(s.loggedIn(), c.Args[0])
 	if err != nil {
@@ -526,11 +526,11 @@ func (s *session) cmdMembers(c *protocol.Command) error {
 			continue
 		}
 		state, _ := s.srv.presence(a)
-		line := idStr(id) + " " + s.srv.dir.snapshot(a).nick + " " + state
+		role := "member"
 		if id == owner {
-			line += " owner"
+			role = "owner"
 		}
-		lines = append(lines, line)
+		lines = append(lines, idStr(id)+" "+s.srv.dir.snapshot(a).nick+" "+state+" "+role)
 	}
 	s.replyLines(c.Tag, protocol.CodeList, lines, strconv.Itoa(len(lines))+" members of "+g.tag())
 	return nil

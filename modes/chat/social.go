@@ -1,0 +1,399 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"qchat/protocol"
+)
+
+// Commands for groups, friends, profiles and status. Most are one request
+// whose reply text is the result; lists are parsed and printed safely.
+
+type (
+	okRecord struct {
+		Type    string `json:"type"` // "ok"
+		Command string `json:"command"`
+		Text    string `json:"text"`
+	}
+	usersRecord struct {
+		Type  string           `json:"type"` // "friends" or "found"
+		Users []PresenceRecord `json:"users"`
+	}
+	memberRecord struct {
+		ID    int64  `json:"id"`
+		Nick  string `json:"nick"`
+		State string `json:"state"`
+		Owner bool   `json:"owner"`
+	}
+	membersRecord struct {
+		Type    string         `json:"type"` // "members"
+		Group   string         `json:"group"`
+		Members []memberRecord `json:"members"`
+	}
+	groupRecord struct {
+		Name    string `json:"name"`
+		Members int    `json:"members"`
+		Mode    string `json:"mode"` // "open" or "invite"
+		Owner   bool   `json:"owner"`
+	}
+	groupsRecord struct {
+		Type   string        `json:"type"` // "groups"
+		Groups []groupRecord `json:"groups"`
+	}
+	pendingRecord struct {
+		Kind     string `json:"kind"` // "friend" or "invite"
+		From     int64  `json:"from"`
+		FromNick string `json:"from_nick"`
+		Group    string `json:"group,omitempty"`
+	}
+	pendingsRecord struct {
+		Type     string          `json:"type"` // "pending"
+		Requests []pendingRecord `json:"requests"`
+	}
+)
+
+// simple runs one request and prints its reply text.
+func (a *app) simple(ctx context.Context, cmd, verb string, args ...string) error {
+	r, err := a.cl.Do(ctx, verb, args...)
+	if err != nil {
+		return err
+	}
+	a.out.Emit(okRecord{"ok", cmd, r.Text}, protocol.Escape(r.Text))
+	return nil
+}
+
+// groupArg checks a group name and returns it as "#name".
+func groupArg(s string) (string, error) {
+	name, err := protocol.GroupName(s)
+	if err != nil {
+		return "", err
+	}
+	return "#" + name, nil
+}
+
+// /create NAME [open|invite]
+func (a *app) cmdCreate(ctx context.Context, args []string) error {
+	g, err := groupArg(args[0])
+	if err != nil {
+		return err
+	}
+	return a.simple(ctx, "/create", "CREATE", append([]string{g}, args[1:]...)...)
+}
+
+// /join NAME, /leave NAME
+func (a *app) cmdJoin(ctx context.Context, args []string) error  { return a.groupCmd(ctx, "JOIN", args) }
+func (a *app) cmdLeave(ctx context.Context, args []string) error { return a.groupCmd(ctx, "LEAVE", args) }
+
+// /invite NAME ID, /kick NAME ID
+func (a *app) cmdInvite(ctx context.Context, args []string) error {
+	return a.groupCmd(ctx, "INVITE", args)
+}
+func (a *app) cmdKick(ctx context.Context, args []string) error { return a.groupCmd(ctx, "KICK", args) }
+
+func (a *app) groupCmd(ctx context.Context, verb string, args []string) error {
+	g, err := groupArg(args[0])
+	if err != nil {
+		return err
+	}
+	if err := a.simple(ctx, "/"+strings.ToLower(verb), verb, append([]string{g}, args[1:]...)...); err != nil {
+		return err
+	}
+	if verb == "JOIN" {
+		a.mu.Lock()
+		a.cur = g
+		a.mu.Unlock()
+	}
+	return nil
+}
+
+// /members NAME
+func (a *app) cmdMembers(ctx context.Context, args []string) error {
+	g, err := groupArg(args[0])
+	if err != nil {
+		return err
+	}
+	r, err := a.cl.Do(ctx, "MEMBERS", g)
+	if err != nil {
+		return err
+	}
+	rec := membersRecord{Type: "members", Group: g, Members: []memberRecord{}}
+	var plain []string
+	for _, l := range r.Lines {
+		f := strings.Fields(l)
+		id, ok := protocol.ParseID(firstOf(f))
+		if !ok || len(f) < 4 {
+			continue
+		}
+		a.remember(id, f[1])
+		m := memberRecord{ID: id, Nick: f[1], State: f[2], Owner: f[3] == "owner"}
+		rec.Members = append(rec.Members, m)
+		line := fmt.Sprintf("%d %s %s", id, protocol.Escape(m.Nick), protocol.Escape(m.State))
+		if m.Owner {
+			line += " (owner)"
+		}
+		plain = append(plain, line)
+	}
+	plain = append(plain, fmt.Sprintf("%d members of %s", len(rec.Members), protocol.Escape(g)))
+	a.out.Emit(rec, strings.Join(plain, "\n"))
+	return nil
+}
+
+func firstOf(f []string) string {
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
+}
+
+// /groups
+func (a *app) cmdGroups(ctx context.Context, args []string) error {
+	r, err := a.cl.Do(ctx, "GROUPS")
+	if err != nil {
+		return err
+	}
+	rec := groupsRecord{Type: "groups", Groups: []groupRecord{}}
+	var plain []string
+	for _, l := range r.Lines {
+		f := strings.Fields(l)
+		if len(f) < 3 {
+			continue
+		}
+		n, _ := strconv.Atoi(f[1])
+		g := groupRecord{Name: f[0], Members: n, Mode: f[2], Owner: len(f) > 3 && f[3] == "owner"}
+		rec.Groups = append(rec.Groups, g)
+		line := fmt.Sprintf("%s %d members, %s", protocol.Escape(g.Name), n, protocol.Escape(g.Mode))
+		if g.Owner {
+			line += ", yours"
+		}
+		plain = append(plain, line)
+	}
+	plain = append(plain, fmt.Sprintf("%d groups", len(rec.Groups)))
+	a.out.Emit(rec, strings.Join(plain, "\n"))
+	return nil
+}
+
+// users prints a list of users (FRIENDS, FIND) as recType.
+func (a *app) users(ctx context.Context, recType, what, verb string, args ...string) error {
+	list, err := a.cl.Users(ctx, verb, args...)
+	if err != nil {
+		return err
+	}
+	rec := usersRecord{Type: recType, Users: []PresenceRecord{}}
+	var plain []string
+	for _, p := range list {
+		a.remember(p.ID, p.Nick)
+		rec.Users = append(rec.Users, PresenceRecord{Type: "presence", ID: p.ID, Nick: p.Nick, State: p.State, Status: p.Status})
+		l := fmt.Sprintf("%d %s %s", p.ID, protocol.Escape(p.Nick), protocol.Escape(p.State))
+		if p.Status != "" {
+			l += " " + protocol.Escape(p.Status)
+		}
+		plain = append(plain, l)
+	}
+	plain = append(plain, fmt.Sprintf("%d %s", len(list), what))
+	a.out.Emit(rec, strings.Join(plain, "\n"))
+	return nil
+}
+
+// /friends
+func (a *app) cmdFriends(ctx context.Context, args []string) error {
+	return a.users(ctx, "friends", "friends", "FRIENDS")
+}
+
+// /find TEXT
+func (a *app) cmdFind(ctx context.Context, args []string) error {
+	return a.users(ctx, "found", "found", "FIND", args[0])
+}
+
+// /add ID, /remove ID, /block ID, /unblock ID, /nudge ID
+func (a *app) cmdAdd(ctx context.Context, args []string) error {
+	return a.simple(ctx, "/add", "ADD", args[0])
+}
+func (a *app) cmdRemove(ctx context.Context, args []string) error {
+	return a.simple(ctx, "/remove", "REMOVE", args[0])
+}
+func (a *app) cmdBlock(ctx context.Context, args []string) error {
+	return a.simple(ctx, "/block", "BLOCK", args[0])
+}
+func (a *app) cmdUnblock(ctx context.Context, args []string) error {
+	return a.simple(ctx, "/unblock", "UNBLOCK", args[0])
+}
+func (a *app) cmdNudge(ctx context.Context, args []string) error {
+	return a.simple(ctx, "/nudge", "NUDGE", args[0])
+}
+
+// /away [TEXT], /back
+func (a *app) cmdAway(ctx context.Context, args []string) error {
+	return a.simple(ctx, "/away", "AWAY", args...)
+}
+func (a *app) cmdBack(ctx context.Context, args []string) error {
+	return a.simple(ctx, "/back", "BACK")
+}
+
+// pendingItem is one request waiting for my answer, from the server.
+type pendingItem struct {
+	kind, nick, group string
+	from              int64
+}
+
+func (a *app) pendingList(ctx context.Context) ([]pendingItem, error) {
+	r, err := a.cl.Do(ctx, "PENDING")
+	if err != nil {
+		return nil, err
+	}
+	var out []pendingItem
+	for _, l := range r.Lines {
+		f := strings.Fields(l)
+		if len(f) < 3 {
+			continue
+		}
+		id, ok := protocol.ParseID(f[1])
+		if !ok {
+			continue
+		}
+		p := pendingItem{kind: f[0], from: id, nick: f[2]}
+		if len(f) > 3 {
+			p.group = f[3]
+		}
+		a.remember(id, p.nick)
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// /pending
+func (a *app) cmdPending(ctx context.Context, args []string) error {
+	items, err := a.pendingList(ctx)
+	if err != nil {
+		return err
+	}
+	rec := pendingsRecord{Type: "pending", Requests: []pendingRecord{}}
+	var plain []string
+	for _, p := range items {
+		rec.Requests = append(rec.Requests, pendingRecord{p.kind, p.from, p.nick, p.group})
+		who := fmt.Sprintf("%s (%d)", protocol.Escape(p.nick), p.from)
+		if p.kind == "invite" {
+			plain = append(plain, fmt.Sprintf("invite to %s from %s", protocol.Escape(p.group), who))
+		} else {
+			plain = append(plain, "friend request from "+who)
+		}
+	}
+	plain = append(plain, fmt.Sprintf("%d pending", len(items)))
+	a.out.Emit(rec, strings.Join(plain, "\n"))
+	return nil
+}
+
+// /accept ID [#GROUP] and /reject ID [#GROUP]: answer the request from ID
+// (a friend request or a group invite; with several, the group says which).
+func (a *app) cmdAccept(ctx context.Context, args []string) error { return a.answer(ctx, true, args) }
+func (a *app) cmdReject(ctx context.Context, args []string) error { return a.answer(ctx, false, args) }
+
+func (a *app) answer(ctx context.Context, accept bool, args []string) error {
+	verb, cmd := "ACCEPT", "/accept"
+	if !accept {
+		verb, cmd = "REJECT", "/reject"
+	}
+	from, err := a.resolve(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	group := ""
+	if len(args) > 1 {
+		if group, err = groupArg(args[1]); err != nil {
+			return err
+		}
+	}
+	items, err := a.pendingList(ctx)
+	if err != nil {
+		return err
+	}
+	var match []pendingItem
+	for _, p := range items {
+		if p.from == from && (group == "" || strings.EqualFold(p.group, group)) {
+			match = append(match, p)
+		}
+	}
+	switch {
+	case len(match) == 0:
+		return fmt.Errorf("nothing from %s waits for an answer", a.nameOf(from))
+	case len(match) > 1:
+		return fmt.Errorf("several requests from %s: say which, e.g. %s %d %s", a.nameOf(from), cmd, from, protocol.Escape(match[len(match)-1].group))
+	}
+	p := match[0]
+	if p.kind == "invite" {
+		if err := a.simple(ctx, cmd, verb, "invite", p.group); err != nil {
+			return err
+		}
+		if accept {
+			a.mu.Lock()
+			a.cur = p.group
+			a.mu.Unlock()
+		}
+		return nil
+	}
+	return a.simple(ctx, cmd, verb, "friend", strconv.FormatInt(from, 10))
+}
+
+// /profile [set FIELD VALUE]
+func (a *app) cmdProfile(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return a.cmdWho(ctx, []string{strconv.FormatInt(a.cl.Me().ID, 10)})
+	}
+	if strings.ToLower(args[0]) != "set" || len(args) < 3 {
+		return errors.New("usage: /profile, or /profile set nick|sex|age|address|status VALUE")
+	}
+	field := strings.ToLower(args[1])
+	if err := a.simple(ctx, "/profile", "SET", field, args[2]); err != nil {
+		return err
+	}
+	if field == "nick" {
+		a.cl.Rename(args[2])
+		a.mu.Lock()
+		a.me = a.cl.Me()
+		a.mu.Unlock()
+	}
+	return nil
+}
+
+// /passwd: the old password, then the new one twice; on a terminal asked
+// without echo, piped read from the next three input lines.
+func (a *app) cmdPasswd(ctx context.Context, args []string) error {
+	ask := a.nextSecret
+	if a.term != nil {
+		ask = a.term.askPassword
+	}
+	if ask == nil {
+		return errors.New("/passwd: no way to ask for passwords")
+	}
+	old, err := ask("old password: ")
+	if err != nil {
+		return err
+	}
+	p1, err := ask("new password: ")
+	if err != nil {
+		return err
+	}
+	p2, err := ask("new password again: ")
+	if err != nil {
+		return err
+	}
+	if p1 != p2 {
+		return errors.New("the two new passwords differ")
+	}
+	if err := protocol.ValidPassword(p1); err != nil {
+		return err
+	}
+	if err := a.simple(ctx, "/passwd", "PASSWD", pctEscape(old), pctEscape(p1)); err != nil {
+		return err
+	}
+	a.cfg.Password = p1
+	return nil
+}
+
+// pctEscape writes a password as PASSWD wants it: %25 for '%', %20 for a space.
+func pctEscape(s string) string {
+	return strings.NewReplacer("%", "%25", " ", "%20").Replace(s)
+}

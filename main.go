@@ -19,6 +19,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"qchat/modes/bench"
 	"qchat/modes/chat"
 	"qchat/modes/recv"
 	"qchat/modes/serve"
@@ -62,6 +63,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runChat(rest, stdin, stdout, stderr)
 	case "recv":
 		return runRecv(rest, stdout, stderr)
+	case "bench":
+		return runBench(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "qchat", version)
 		return exitOK
@@ -111,6 +114,8 @@ func runServe(args []string, stderr io.Writer) int {
 	maxOut := sizeFlag(fs, "max-outbound", int64(cfg.MaxOutbound), "bytes queued for one client before it is dropped as a slow consumer")
 	fs.IntVar(&cfg.MaxQueue, "max-queue", cfg.MaxQueue, "messages waiting for one recipient before senders get 'queue full'")
 	fs.DurationVar(&cfg.AckGrace, "ack-grace", cfg.AckGrace, "time an online recipient has to acknowledge before a message is written to disk")
+	fs.StringVar(&cfg.Presence, "presence", cfg.Presence, "who hears a user come and go: lan (everyone) or friends")
+	fs.DurationVar(&cfg.NudgeEvery, "nudge-interval", cfg.NudgeEvery, "at most one nudge per sender and recipient in this time")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if code, done := parse(fs, args, stderr); done {
 		return code
@@ -196,6 +201,37 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 		Server: cf.server, User: cf.user, Password: os.Getenv("QCHAT_PASSWORD"), PasswordFile: cf.passwordFile,
 		JSON: cf.json, NoHistory: cf.noHistory, Count: *count, Timeout: *timeout, ReadyFile: *ready,
 	}, stdout, stderr)
+}
+
+func runBench(args []string, stdout, stderr io.Writer) int {
+	cfg := bench.Defaults()
+	fs := pflag.NewFlagSet("qchat bench", pflag.ContinueOnError)
+	fs.StringVar(&cfg.Server, "server", os.Getenv("QCHAT_SERVER"), "server address HOST:PORT (default $QCHAT_SERVER)")
+	fs.StringVar(&cfg.PasswordFile, "password-file", "", "password of the bench accounts, first line of this file (default $QCHAT_PASSWORD, else "+bench.DefaultPassword+")")
+	fs.StringVar(&cfg.Prefix, "prefix", cfg.Prefix, "nicknames of the bench accounts: PREFIX-s0, PREFIX-r0, PREFIX-i0...; missing ones are registered")
+	fs.IntVarP(&cfg.Clients, "clients", "c", 0, "idle logged-in connections to hold (the server's memory per connection needs --pid)")
+	fs.IntVarP(&cfg.Pairs, "pairs", "p", cfg.Pairs, "sender/receiver pairs, each two connections (0: idle connections only)")
+	fs.IntVarP(&cfg.Messages, "messages", "n", cfg.Messages, "messages in all, split evenly among the pairs")
+	fs.IntVarP(&cfg.Size, "size", "s", cfg.Size, "bytes of message text")
+	fs.Float64VarP(&cfg.Rate, "rate", "r", 0, "messages per second in all (0: as fast as possible)")
+	fs.IntVar(&cfg.Window, "window", cfg.Window, "MSGs a sender may have waiting for their reply")
+	fs.IntVar(&cfg.PID, "pid", 0, "the server's process id on this host, to report its RSS per idle connection")
+	fs.DurationVar(&cfg.Hold, "hold", 0, "keep the idle connections this long before the traffic (and read the RSS again)")
+	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "longest wait for the server's RSS to hold still after the logins")
+	fs.IntVar(&cfg.Connect, "connect", cfg.Connect, "logins in flight at once")
+	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "give up after this long (0: never)")
+	fs.BoolVar(&cfg.JSON, "json", false, "print the result as one JSON object")
+	if code, done := parse(fs, args, stderr); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "qchat bench: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	cfg.Password = os.Getenv("QCHAT_PASSWORD")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return bench.Run(ctx, cfg, stdout, stderr)
 }
 
 // sizeValue is a byte count flag that takes 512, 64KiB, 1MiB, 2GiB, 1.5M.

@@ -310,7 +310,7 @@ func (a *app) cmdHistory(ctx context.Context, args []string) error {
 	if len(args) > 1 {
 		v, err := strconv.Atoi(args[1])
 		if err != nil || v <= 0 {
-			return fmt.Errorf("/history: %q is not a count", args[1])
+			return fmt.Errorf("%q is not a count", args[1])
 		}
 		n = v
 	}
@@ -370,7 +370,7 @@ func (a *app) resolve(ctx context.Context, who string) (int64, error) {
 func (a *app) cmdWait(ctx context.Context, args []string) error {
 	re, err := regexp.Compile(args[0])
 	if err != nil {
-		return fmt.Errorf("/wait: %w", err)
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
 	defer cancel()
@@ -391,9 +391,9 @@ func (a *app) cmdWait(ctx context.Context, args []string) error {
 		}
 		switch {
 		case ctx.Err() != nil:
-			return fmt.Errorf("/wait: nothing matched %q within %s", args[0], a.cfg.Timeout)
+			return fmt.Errorf("nothing matched %q within %s", args[0], a.cfg.Timeout)
 		case a.eventsDone:
-			return fmt.Errorf("/wait: connection closed before anything matched %q", args[0])
+			return fmt.Errorf("connection closed before anything matched %q", args[0])
 		}
 		a.seenCond.Wait()
 	}

@@ -366,7 +366,7 @@ func (a *app) cmdPasswd(ctx context.Context, args []string) error {
 		ask = a.term.askPassword
 	}
 	if ask == nil {
-		return errors.New("/passwd: no way to ask for passwords")
+		return errors.New("no way to ask for passwords")
 	}
 	old, err := ask("old password: ")
 	if err != nil {

@@ -1,0 +1,320 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"qchat/modes/client"
+)
+
+// Config is what `qchat bench` is told.
+type Config struct {
+	Server       string
+	Password     string // from QCHAT_PASSWORD; DefaultPassword when empty
+	PasswordFile string
+	Prefix       string        // nicknames: <prefix>-s<i>, <prefix>-r<i>, <prefix>-i<i>
+	Clients      int           // idle logged-in connections to hold
+	Pairs        int           // sender/receiver pairs
+	Messages     int           // messages in all, split evenly among the pairs
+	Size         int           // bytes of message text
+	Rate         float64       // messages per second in all; 0 for as fast as possible
+	Window       int           // MSGs one sender has waiting for their reply
+	PID          int           // the server's process, for its RSS (0: not measured)
+	Hold         time.Duration // keep the idle connections this long before the traffic
+	Settle       time.Duration // longest wait for the server's RSS to settle
+	Connect      int           // logins in flight at once
+	Timeout      time.Duration // for the whole run (0: none)
+	JSON         bool
+}
+
+// DefaultPassword is the password of bench accounts when none is given.
+// Bench accounts are throwaway; run the bench against a test server.
+const DefaultPassword = "qchat-bench"
+
+// Defaults returns a Config with every default filled in.
+func Defaults() Config {
+	return Config{Prefix: "bench", Pairs: 10, Messages: 1_000_000, Size: 64, Window: 256,
+		Settle: 10 * time.Second, Connect: 64, Timeout: 5 * time.Minute}
+}
+
+// Exit statuses.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+// bench is one run.
+type bench struct {
+	cfg      Config
+	pw       string
+	run      string // this run's token in every message text
+	t0       time.Time
+	stopping atomic.Bool
+	readers  *sync.WaitGroup
+	stderr   io.Writer
+}
+
+// now is the bench clock: monotonic ns since the start.
+func (b *bench) now() int64 { return int64(time.Since(b.t0)) }
+
+// Run runs the bench and prints its result; the int is the exit status.
+func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) int {
+	if err := check(&cfg); err != nil {
+		fmt.Fprintln(stderr, "qchat bench:", err)
+		return exitUsage
+	}
+	pw := cfg.Password
+	if cfg.PasswordFile != "" {
+		p, err := client.ReadPasswordFile(cfg.PasswordFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "qchat bench:", err)
+			return exitUsage
+		}
+		pw = p
+	}
+	if pw == "" {
+		pw = DefaultPassword
+	}
+	if cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
+		defer cancel()
+	}
+	b := &bench{cfg: cfg, pw: pw, run: runToken(), t0: time.Now(), stderr: stderr}
+	res, err := b.do(ctx)
+	if res != nil {
+		if cfg.JSON {
+			res.writeJSON(stdout)
+		} else {
+			res.writeText(stdout)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "qchat bench:", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+func check(cfg *Config) error {
+	switch {
+	case cfg.Server == "":
+		return errors.New("--server (or QCHAT_SERVER) is required")
+	case cfg.Clients < 0 || cfg.Pairs < 0 || cfg.Messages < 0:
+		return errors.New("--clients, --pairs and --messages must not be negative")
+	case cfg.Pairs == 0 && cfg.Clients == 0:
+		return errors.New("nothing to do: give --pairs or --clients")
+	case cfg.Size < 1 || cfg.Size > 4096:
+		return errors.New("--size must be 1 to 4096 bytes (the server's text limit)")
+	case cfg.Window < 1:
+		return errors.New("--window must be at least 1")
+	case cfg.Rate < 0:
+		return errors.New("--rate must not be negative")
+	case len(cfg.Prefix) > 20:
+		return errors.New("--prefix must be at most 20 characters")
+	}
+	if cfg.Pairs > 0 && cfg.Messages < cfg.Pairs {
+		cfg.Messages = cfg.Pairs
+	}
+	cfg.Connect = max(cfg.Connect, 1)
+	return nil
+}
+
+func runToken() string {
+	const abc = "abcdefghijklmnopqrstuvwxyz"
+	var b [6]byte
+	rand.Read(b[:])
+	for i := range b {
+		b[i] = abc[int(b[i])%len(abc)]
+	}
+	return string(b[:])
+}
+
+// do runs the phases: idle connections (and the server's memory for
+// them), then the traffic of the pairs with the idle ones still there.
+func (b *bench) do(ctx context.Context) (*result, error) {
+	cfg := b.cfg
+	res := &result{cfg: cfg}
+	var idle []*conn
+	defer func() {
+		b.stopping.Store(true)
+		for _, c := range idle {
+			c.close()
+		}
+	}()
+	if cfg.Clients > 0 {
+		var err error
+		idle, err = b.holdIdle(ctx, res)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Pairs == 0 {
+		return res, nil
+	}
+	fmt.Fprintf(b.stderr, "logging in %d pairs\n", cfg.Pairs)
+	nicks := make([]string, 2*cfg.Pairs)
+	for i := range cfg.Pairs {
+		nicks[2*i] = fmt.Sprintf("%s-s%d", cfg.Prefix, i)
+		nicks[2*i+1] = fmt.Sprintf("%s-r%d", cfg.Prefix, i)
+	}
+	conns, err := b.connectAll(ctx, nicks, 64<<10)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.close()
+			}
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	pairs := make([]*pair, cfg.Pairs)
+	for i := range pairs {
+		n := cfg.Messages / cfg.Pairs
+		if i < cfg.Messages%cfg.Pairs {
+			n++
+		}
+		pairs[i] = newPair(b, conns[2*i], conns[2*i+1], n, cfg.Rate/float64(cfg.Pairs))
+	}
+	fmt.Fprintf(b.stderr, "sending %d messages\n", cfg.Messages)
+	start := b.runPairs(ctx, pairs)
+	b.stopping.Store(true)
+	for _, c := range conns {
+		c.close()
+	}
+	b.readers.Wait()
+	res.addPairs(pairs, start)
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("stopped before the end: %w", err)
+	}
+	for _, p := range pairs {
+		if e := p.lastErr.Load(); e != nil {
+			return res, errors.New(*e)
+		}
+	}
+	return res, nil
+}
+
+// holdIdle logs in cfg.Clients idle connections, each with a goroutine
+// that answers PING and acknowledges anything sent to it, and measures the
+// server's RSS before and after.
+func (b *bench) holdIdle(ctx context.Context, res *result) ([]*conn, error) {
+	cfg := b.cfg
+	if cfg.PID > 0 {
+		rss, err := readRSS(cfg.PID)
+		if err != nil {
+			return nil, err
+		}
+		res.rssBefore = rss
+	}
+	fmt.Fprintf(b.stderr, "logging in %d idle clients\n", cfg.Clients)
+	nicks := make([]string, cfg.Clients)
+	for i := range nicks {
+		nicks[i] = fmt.Sprintf("%s-i%d", cfg.Prefix, i)
+	}
+	t := time.Now()
+	conns, err := b.connectAll(ctx, nicks, 512)
+	res.loginTime = time.Since(t)
+	if err != nil {
+		for _, c := range conns {
+			if c != nil {
+				c.close()
+			}
+		}
+		return nil, err
+	}
+	res.idle = len(conns)
+	for _, c := range conns {
+		go b.idleLoop(c, &res.idleEvents)
+	}
+	if cfg.PID > 0 {
+		rss, err := b.settleRSS(ctx, cfg.PID)
+		if err != nil {
+			return conns, err
+		}
+		res.rssAfter = rss
+	}
+	if cfg.Hold > 0 {
+		fmt.Fprintf(b.stderr, "holding %d idle clients for %s\n", len(conns), cfg.Hold)
+		sleepCtx(ctx, cfg.Hold)
+		if cfg.PID > 0 {
+			res.rssHeld, _ = readRSS(cfg.PID)
+		}
+	}
+	return conns, ctx.Err()
+}
+
+// idleLoop reads an idle connection until it closes: PING is answered,
+// a message acknowledged, everything else (presence) counted and dropped.
+func (b *bench) idleLoop(c *conn, events *atomic.Int64) {
+	for {
+		l, err := c.readLine()
+		if err != nil {
+			return
+		}
+		events.Add(1)
+		if ev, ok := parseMsg(l); ok {
+			c.ack(ev.id)
+		} else if len(l) > 5 && string(l[:5]) == "PING " {
+			c.pong(l)
+		}
+	}
+}
+
+// connectAll logs in every nick with at most cfg.Connect logins in flight.
+// On error the slice holds the connections made so far (others nil).
+func (b *bench) connectAll(ctx context.Context, nicks []string, bufSize int) ([]*conn, error) {
+	conns := make([]*conn, len(nicks))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		next atomic.Int64
+		done atomic.Int64
+		mu   sync.Mutex
+		fail error
+		wg   sync.WaitGroup
+	)
+	progress := len(nicks) >= 1000
+	for range min(b.cfg.Connect, len(nicks)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(nicks) || ctx.Err() != nil {
+					return
+				}
+				c, err := dial(ctx, b.cfg.Server, nicks[i], b.pw, bufSize, 30*time.Second)
+				if err != nil {
+					if errors.Is(err, errLogin) {
+						err = fmt.Errorf("%w (an account of an earlier run with another password? try another --prefix)", err)
+					}
+					mu.Lock()
+					if fail == nil {
+						fail = err
+					}
+					mu.Unlock()
+					cancel()
+					return
+				}
+				conns[i] = c
+				if d := done.Add(1); progress && d%1000 == 0 {
+					fmt.Fprintf(b.stderr, "  %d/%d logged in\n", d, len(nicks))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if fail == nil && ctx.Err() != nil {
+		fail = ctx.Err()
+	}
+	return conns, fail
+}

@@ -1,0 +1,207 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"qchat/protocol"
+)
+
+// conn is one raw, logged-in connection. The bench speaks the wire itself
+// rather than through modes/client: a load tool must cost the shared CPU
+// as little as it can, so that what it measures is the server. Lines are
+// built and parsed with the protocol package except on the two hot paths
+// (the MSG event and the 250 reply), which are read by hand.
+//
+// One goroutine reads; writes go through w under mu.
+type conn struct {
+	nc   net.Conn
+	r    *bufio.Reader
+	mu   sync.Mutex
+	w    *bufio.Writer
+	id   int64
+	nick string
+}
+
+// errLogin is a login refused by the server (wrong password, bad nick).
+var errLogin = errors.New("login refused")
+
+// dial connects, reads the greeting and logs in as nick, registering the
+// account first if it does not exist yet (REG, USER and PASS go in one
+// write; the server answers them in order). bufSize sizes the read buffer:
+// big for traffic, small for idle connections.
+func dial(ctx context.Context, addr, nick, password string, bufSize int, timeout time.Duration) (*conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{nc: nc, r: bufio.NewReaderSize(nc, bufSize), w: bufio.NewWriterSize(nc, bufSize), nick: nick}
+	if err := c.login(password, timeout); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("%s: %w", nick, err)
+	}
+	return c, nil
+}
+
+func (c *conn) login(password string, timeout time.Duration) error {
+	c.nc.SetDeadline(time.Now().Add(timeout))
+	defer c.nc.SetDeadline(time.Time{})
+	var b []byte
+	var err error
+	for _, cmd := range [][]string{{"r", "REG", c.nick, password}, {"u", "USER", c.nick}, {"p", "PASS", password}} {
+		if b, err = protocol.AppendCommand(b, cmd[0], cmd[1], cmd[2:]...); err != nil {
+			return err
+		}
+	}
+	greeted := false
+	if _, err := c.nc.Write(b); err != nil {
+		return err
+	}
+	for {
+		raw, err := c.readLine()
+		if err != nil {
+			return fmt.Errorf("login: %w", err)
+		}
+		l, err := protocol.ParseLine(raw)
+		if err != nil {
+			continue
+		}
+		switch {
+		case !greeted && l.Code != 0:
+			if l.Code != protocol.CodeGreeting {
+				return fmt.Errorf("not a qchat server: %s", protocol.Clip(string(raw), 60))
+			}
+			greeted = true
+		case l.Tag == "r" && l.Code != protocol.CodeRegistered && l.Code != protocol.CodeNameTaken:
+			return fmt.Errorf("%w: REG: %d %s", errLogin, l.Code, l.Text)
+		case l.Tag == "p" && l.Code == protocol.CodeLoggedIn:
+			id, _, _ := strings.Cut(l.Text, " ")
+			var ok bool
+			if c.id, ok = protocol.ParseID(id); !ok {
+				return fmt.Errorf("login: unexpected reply %q", l.Text)
+			}
+			return nil
+		case l.Tag == "p":
+			return fmt.Errorf("%w: %d %s", errLogin, l.Code, l.Text)
+		case l.IsEvent() && l.Kind == "BYE":
+			return fmt.Errorf("closed by server: %s", strings.Join(l.Args, " "))
+		}
+	}
+}
+
+// readLine returns the next line without its line end, valid until the
+// next call. Lines longer than the buffer are skipped.
+func (c *conn) readLine() ([]byte, error) {
+	for {
+		line, err := c.r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			for errors.Is(err, bufio.ErrBufferFull) {
+				_, err = c.r.ReadSlice('\n')
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		line = line[:len(line)-1]
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		return line, nil
+	}
+}
+
+// write queues b and, with flush, sends everything queued.
+func (c *conn) write(b []byte, flush bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := c.w.Write(b); err != nil {
+		return err
+	}
+	if flush {
+		return c.w.Flush()
+	}
+	return nil
+}
+
+// pong answers the server's keepalive.
+func (c *conn) pong(l []byte) {
+	tok := bytes.TrimPrefix(l, []byte("PING "))
+	b, err := protocol.AppendCommand(nil, "", "PONG", string(tok))
+	if err == nil {
+		c.write(b, true)
+	}
+}
+
+// ack acknowledges ids (comma separated, no trailing comma).
+func (c *conn) ack(ids []byte) error {
+	b := make([]byte, 0, len(ids)+5)
+	b = append(b, "ACK "...)
+	b = append(b, ids...)
+	b = append(b, '\n')
+	return c.write(b, true)
+}
+
+func (c *conn) close() { c.nc.Close() }
+
+// msgEvent is the part of a MSG event the bench needs.
+type msgEvent struct {
+	id   []byte // message id, as on the wire
+	text []byte
+}
+
+// parseMsg reads "MSG <msgid> <from> <from_nick> <time> <text>" by hand;
+// ok is false for any other line.
+func parseMsg(l []byte) (ev msgEvent, ok bool) {
+	rest, ok := bytes.CutPrefix(l, []byte("MSG "))
+	if !ok {
+		return ev, false
+	}
+	var f [4][]byte
+	for i := range f {
+		j := bytes.IndexByte(rest, ' ')
+		if j < 0 {
+			return ev, false
+		}
+		f[i], rest = rest[:j], rest[j+1:]
+	}
+	return msgEvent{id: f[0], text: rest}, true
+}
+
+// reply is a tagged reply line as the sender reads it.
+type reply struct {
+	tag  []byte
+	code int
+	text []byte
+}
+
+// parseReply reads "@tag CODE text"; ok is false for untagged lines.
+func parseReply(l []byte) (r reply, ok bool) {
+	if len(l) < 6 || l[0] != '@' {
+		return r, false
+	}
+	i := bytes.IndexByte(l, ' ')
+	if i < 0 || len(l) < i+4 {
+		return r, false
+	}
+	r.tag = l[1:i]
+	c := l[i+1 : i+4]
+	for _, d := range c {
+		if d < '0' || d > '9' {
+			return r, false
+		}
+		r.code = r.code*10 + int(d-'0')
+	}
+	if len(l) > i+5 {
+		r.text = l[i+5:]
+	}
+	return r, true
+}

@@ -1,0 +1,198 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// result is what one run measured.
+type result struct {
+	cfg Config
+
+	// idle phase
+	idle                         int
+	loginTime                    time.Duration
+	idleEvents                   atomic.Int64
+	rssBefore, rssAfter, rssHeld int64 // bytes, 0 when not measured
+	sent, received, stale        int64
+	confirmed, delivered, stored int64
+	refused                      int64
+	elapsed, confirmElapsed      time.Duration
+	lat, conf                    *hist
+}
+
+func (r *result) addPairs(pairs []*pair, start int64) {
+	r.lat, r.conf = newHist(), newHist()
+	var last, lastConf int64
+	for _, p := range pairs {
+		r.sent += p.sent.Load()
+		r.received += p.received.Load()
+		r.stale += p.stale.Load()
+		r.confirmed += p.confirmed.Load()
+		r.delivered += p.delivered.Load()
+		r.stored += p.stored.Load()
+		r.refused += p.refused.Load()
+		last = max(last, p.lastRecv.Load())
+		lastConf = max(lastConf, p.lastConfirm.Load())
+		r.lat.merge(p.lat)
+		r.conf.merge(p.conf)
+	}
+	if last > start {
+		r.elapsed = time.Duration(last - start)
+	}
+	if lastConf > start {
+		r.confirmElapsed = time.Duration(lastConf - start)
+	}
+}
+
+func perSecond(n int64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+func (r *result) writeText(w io.Writer) {
+	cfg := r.cfg
+	if r.idle > 0 {
+		fmt.Fprintf(w, "idle:      %d connections logged in in %.1fs (%.0f logins/s), %d events read\n",
+			r.idle, r.loginTime.Seconds(), perSecond(int64(r.idle), r.loginTime), r.idleEvents.Load())
+		if r.rssAfter > 0 {
+			fmt.Fprintf(w, "memory:    server RSS %.1f MiB before, %.1f MiB after: %.2f KiB per idle connection\n",
+				float64(r.rssBefore)/(1<<20), float64(r.rssAfter)/(1<<20), r.kibPerConn(r.rssAfter))
+		}
+		if r.rssHeld > 0 {
+			fmt.Fprintf(w, "           after holding %s: %.1f MiB, %.2f KiB per idle connection\n",
+				cfg.Hold, float64(r.rssHeld)/(1<<20), r.kibPerConn(r.rssHeld))
+		}
+	}
+	if cfg.Pairs == 0 || r.lat == nil {
+		return
+	}
+	rate := "as fast as possible"
+	if cfg.Rate > 0 {
+		rate = fmt.Sprintf("%.0f msgs/s offered", cfg.Rate)
+	}
+	fmt.Fprintf(w, "traffic:   %d pairs, %d messages of %d bytes, %s, window %d\n",
+		cfg.Pairs, cfg.Messages, cfg.Size, rate, cfg.Window)
+	fmt.Fprintf(w, "delivered: %d in %.3fs: %.0f msgs/s\n", r.received, r.elapsed.Seconds(), perSecond(r.received, r.elapsed))
+	fmt.Fprintf(w, "confirmed: %d (%d delivered, %d stored, %d refused)\n", r.confirmed, r.delivered, r.stored, r.refused)
+	if r.stale > 0 {
+		fmt.Fprintf(w, "stale:     %d messages of an earlier run received and acknowledged\n", r.stale)
+	}
+	fmt.Fprintf(w, "latency:   p50 %.3fms  p90 %.3fms  p99 %.3fms  p99.9 %.3fms  max %.3fms  (sent to received)\n",
+		ms(r.lat.quantile(.5)), ms(r.lat.quantile(.9)), ms(r.lat.quantile(.99)), ms(r.lat.quantile(.999)), ms(time.Duration(r.lat.max)))
+	fmt.Fprintf(w, "confirm:   p50 %.3fms  p90 %.3fms  p99 %.3fms  p99.9 %.3fms  max %.3fms  (sent to 250 reply)\n",
+		ms(r.conf.quantile(.5)), ms(r.conf.quantile(.9)), ms(r.conf.quantile(.99)), ms(r.conf.quantile(.999)), ms(time.Duration(r.conf.max)))
+}
+
+func (r *result) kibPerConn(rss int64) float64 {
+	if r.idle == 0 {
+		return 0
+	}
+	return float64(rss-r.rssBefore) / 1024 / float64(r.idle)
+}
+
+type jsonLatency struct {
+	P50  float64 `json:"p50_ms"`
+	P90  float64 `json:"p90_ms"`
+	P99  float64 `json:"p99_ms"`
+	P999 float64 `json:"p999_ms"`
+	Max  float64 `json:"max_ms"`
+}
+
+func latencyOf(h *hist) *jsonLatency {
+	return &jsonLatency{ms(h.quantile(.5)), ms(h.quantile(.9)), ms(h.quantile(.99)), ms(h.quantile(.999)), ms(time.Duration(h.max))}
+}
+
+func (r *result) writeJSON(w io.Writer) {
+	cfg := r.cfg
+	out := map[string]any{
+		"server": cfg.Server, "pairs": cfg.Pairs, "messages": cfg.Messages, "size": cfg.Size,
+		"rate": cfg.Rate, "window": cfg.Window, "clients": cfg.Clients,
+	}
+	if r.idle > 0 {
+		out["idle"] = r.idle
+		out["login_s"] = r.loginTime.Seconds()
+		out["idle_events"] = r.idleEvents.Load()
+		if r.rssAfter > 0 {
+			out["rss_before_kib"] = r.rssBefore / 1024
+			out["rss_after_kib"] = r.rssAfter / 1024
+			out["kib_per_conn"] = r.kibPerConn(r.rssAfter)
+		}
+		if r.rssHeld > 0 {
+			out["rss_held_kib"] = r.rssHeld / 1024
+			out["kib_per_conn_held"] = r.kibPerConn(r.rssHeld)
+		}
+	}
+	if cfg.Pairs > 0 && r.lat != nil {
+		out["sent"] = r.sent
+		out["received"] = r.received
+		out["stale"] = r.stale
+		out["confirmed"] = r.confirmed
+		out["confirmed_delivered"] = r.delivered
+		out["confirmed_stored"] = r.stored
+		out["refused"] = r.refused
+		out["elapsed_s"] = r.elapsed.Seconds()
+		out["msgs_per_s"] = perSecond(r.received, r.elapsed)
+		out["latency"] = latencyOf(r.lat)
+		out["confirm_latency"] = latencyOf(r.conf)
+	}
+	b, _ := json.Marshal(out)
+	w.Write(append(b, '\n'))
+}
+
+// readRSS returns the resident set size of process pid, in bytes, from
+// /proc/PID/status (Linux).
+func readRSS(pid int) (int64, error) {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, fmt.Errorf("server RSS: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("server RSS: %q: %w", v, err)
+			}
+			return kb * 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("server RSS: no VmRSS in /proc/%d/status", pid)
+}
+
+// settleRSS waits until the server's RSS holds still (two readings half a
+// second apart within 0.5%), at most cfg.Settle, and returns the last reading.
+func (b *bench) settleRSS(ctx context.Context, pid int) (int64, error) {
+	deadline := time.Now().Add(b.cfg.Settle)
+	prev, err := readRSS(pid)
+	if err != nil {
+		return 0, err
+	}
+	for time.Now().Before(deadline) {
+		if !sleepCtx(ctx, 500*time.Millisecond) {
+			return prev, ctx.Err()
+		}
+		rss, err := readRSS(pid)
+		if err != nil {
+			return 0, err
+		}
+		if d := rss - prev; d < prev/200 && -d < prev/200 {
+			return rss, nil
+		}
+		prev = rss
+	}
+	return prev, nil
+}

@@ -85,8 +85,10 @@ func (a *app) cmdCreate(ctx context.Context, args []string) error {
 }
 
 // /join NAME, /leave NAME
-func (a *app) cmdJoin(ctx context.Context, args []string) error  { return a.groupCmd(ctx, "JOIN", args) }
-func (a *app) cmdLeave(ctx context.Context, args []string) error { return a.groupCmd(ctx, "LEAVE", args) }
+func (a *app) cmdJoin(ctx context.Context, args []string) error { return a.groupCmd(ctx, "JOIN", args) }
+func (a *app) cmdLeave(ctx context.Context, args []string) error {
+	return a.groupCmd(ctx, "LEAVE", args)
+}
 
 // /invite NAME ID, /kick NAME ID
 func (a *app) cmdInvite(ctx context.Context, args []string) error {

@@ -4,7 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"qchat/protocol"
@@ -248,7 +251,24 @@ func formatItem(dst []byte, it *Stored) []byte {
 	if kind == "" || kind == "msg" {
 		kind = "MSG"
 	}
-	return protocol.AppendEvent(dst, kind, idStr(it.ID), idStr(it.Sender), it.Nick, protocol.FormatTime(it.Time), it.Body)
+	// The same line as protocol.AppendEvent(dst, kind, idStr(it.ID),
+	// idStr(it.Sender), it.Nick, protocol.FormatTime(it.Time), it.Body),
+	// built without its allocations: this runs for every message.
+	if dst == nil {
+		dst = make([]byte, 0, len(kind)+len(it.Nick)+len(it.Body)+64)
+	}
+	dst = append(dst, kind...)
+	dst = append(dst, ' ')
+	dst = strconv.AppendInt(dst, it.ID, 10)
+	dst = append(dst, ' ')
+	dst = strconv.AppendInt(dst, it.Sender, 10)
+	dst = append(dst, ' ')
+	dst = appendOneLine(dst, it.Nick)
+	dst = append(dst, ' ')
+	dst = appendWireTime(dst, it.Time)
+	dst = append(dst, ' ')
+	dst = appendOneLine(dst, it.Body)
+	return append(dst, '\n')
 }
 
 // pumpLocked sends queued entries to the session while the window allows.
@@ -345,7 +365,7 @@ func (po *postOffice) tellSender(e *entry, how string) {
 	if how == "failed" {
 		e.from.replyf(e.tag, protocol.CodeLocalError, "message %d could not be stored; not sent", e.item.ID)
 	} else {
-		e.from.replyf(e.tag, protocol.CodeSent, "%d %s %d %s", e.item.ID, how, e.item.Recipient, protocol.FormatTime(e.item.Time))
+		e.from.send(appendSent(make([]byte, 0, 96), e.tag, e.item.ID, how, e.item.Recipient, e.item.Time))
 	}
 	e.from = nil
 }
@@ -571,4 +591,67 @@ func (po *postOffice) saved(claimed []*entry, err error) {
 func (po *postOffice) close() {
 	close(po.quit)
 	<-po.done
+}
+
+// appendSent appends the reply "[@tag ]250 <msgid> <how> <to> <time>" that
+// tells a sender its message is safe; tag is a valid tag (checked by the
+// parser), how is "delivered" or "stored".
+func appendSent(dst []byte, tag string, id int64, how string, to int64, t time.Time) []byte {
+	if tag != "" {
+		dst = append(dst, '@')
+		dst = append(dst, tag...)
+		dst = append(dst, ' ')
+	}
+	dst = strconv.AppendInt(dst, protocol.CodeSent, 10)
+	dst = append(dst, ' ')
+	dst = strconv.AppendInt(dst, id, 10)
+	dst = append(dst, ' ')
+	dst = append(dst, how...)
+	dst = append(dst, ' ')
+	dst = strconv.AppendInt(dst, to, 10)
+	dst = append(dst, ' ')
+	dst = appendWireTime(dst, t)
+	return append(dst, '\n')
+}
+
+// appendOneLine appends s with NUL, CR and LF replaced by spaces, as
+// protocol.AppendEvent does; the text was checked on the way in, so the
+// fast path is a plain copy.
+func appendOneLine(dst []byte, s string) []byte {
+	if strings.IndexByte(s, '\n') < 0 && strings.IndexByte(s, '\r') < 0 && strings.IndexByte(s, 0) < 0 {
+		return append(dst, s...)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == 0 || c == '\r' || c == '\n' {
+			c = ' '
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// wireSecond caches the text of one second in protocol.TimeLayout up to
+// the fraction ("2006-01-02T15:04:05."), so that stamping a message costs
+// a few appends rather than a time.Format.
+type wireSecond struct {
+	unix   int64
+	prefix string
+}
+
+var lastWireSecond atomic.Pointer[wireSecond]
+
+// appendWireTime appends t as protocol.FormatTime writes it: UTC,
+// milliseconds (truncated), "Z".
+func appendWireTime(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	sec := t.Unix()
+	c := lastWireSecond.Load()
+	if c == nil || c.unix != sec {
+		c = &wireSecond{unix: sec, prefix: t.Format("2006-01-02T15:04:05.")}
+		lastWireSecond.Store(c)
+	}
+	dst = append(dst, c.prefix...)
+	ms := t.Nanosecond() / 1e6
+	return append(dst, byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
 }

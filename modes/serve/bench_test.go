@@ -1,0 +1,319 @@
+package serve
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"qchat/protocol"
+)
+
+// Benchmarks of the server's hot paths, beside the load tool (qchat bench)
+// that measures the whole:
+//
+//	go test -run '^$' -bench . -benchmem ./modes/serve/
+//
+// BenchmarkStore* is the durable store alone (what an unacknowledged
+// message costs), BenchmarkRoute the in-memory path of a message to an
+// online recipient who acknowledges it (post, push, ACK, answer), and
+// BenchmarkRelay the same through real connections on loopback.
+
+// TestWireFormatsMatchProtocol pins the hand-built hot-path lines to the
+// protocol package's builders, which are the reference.
+func TestWireFormatsMatchProtocol(t *testing.T) {
+	times := []time.Time{
+		time.Date(2025, 1, 2, 3, 4, 5, 678_999_999, time.UTC),
+		time.Date(1999, 12, 31, 23, 59, 59, 999_000_000, time.FixedZone("x", 8*3600)),
+		time.Date(2030, 6, 7, 8, 9, 10, 0, time.UTC),
+		time.Now(),
+	}
+	for i, tm := range times {
+		it := Stored{Recipient: 1001, ID: int64(1e6 + i), Kind: "MSG", Sender: 1000, Nick: "小明", Time: tm, Body: "hi  there\r\nx\x00y"}
+		want := protocol.AppendEvent(nil, "MSG", idStr(it.ID), idStr(it.Sender), it.Nick, protocol.FormatTime(it.Time), it.Body)
+		if got := formatItem(nil, &it); string(got) != string(want) {
+			t.Errorf("formatItem:\n got %q\nwant %q", got, want)
+		}
+		for _, tag := range []string{"", "a.1-_Z"} {
+			want := protocol.AppendReply(nil, tag, protocol.CodeSent, false,
+				fmt.Sprintf("%d %s %d %s", it.ID, "delivered", it.Recipient, protocol.FormatTime(it.Time)))
+			if got := appendSent(nil, tag, it.ID, "delivered", it.Recipient, it.Time); string(got) != string(want) {
+				t.Errorf("appendSent:\n got %q\nwant %q", got, want)
+			}
+		}
+	}
+}
+
+func benchStore(b *testing.B, sync string) *Store {
+	b.Helper()
+	st, err := OpenStore(b.TempDir(), sync)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	return st
+}
+
+func benchItems(n int, id *int64) []Stored {
+	items := make([]Stored, n)
+	now := time.Now()
+	for i := range items {
+		*id++
+		items[i] = Stored{Recipient: 1001, ID: *id, Kind: "MSG", Sender: 1000, Nick: "alice", Time: now, Body: strings.Repeat("x", 64)}
+	}
+	return items
+}
+
+// BenchmarkStoreSave is the cost of making one message durable when
+// batch messages share a commit (the saver's group commit); one op is one
+// message.
+func BenchmarkStoreSave(b *testing.B) {
+	for _, sync := range []string{"full", "normal"} {
+		for _, batch := range []int{1, 16, 256} {
+			b.Run(fmt.Sprintf("sync=%s/batch=%d", sync, batch), func(b *testing.B) {
+				st := benchStore(b, sync)
+				var id int64
+				done := make(chan error, 1)
+				b.ResetTimer()
+				for n := 0; n < b.N; n += batch {
+					st.SaveInbox(benchItems(min(batch, b.N-n), &id), func(err error) { done <- err })
+					if err := <-done; err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			})
+		}
+	}
+}
+
+// BenchmarkStoreSaveDelete is a message that outlived the ack grace: saved,
+// then deleted once acknowledged; batch messages per commit.
+func BenchmarkStoreSaveDelete(b *testing.B) {
+	for _, batch := range []int{1, 256} {
+		b.Run(fmt.Sprintf("sync=full/batch=%d", batch), func(b *testing.B) {
+			st := benchStore(b, "full")
+			var id int64
+			done := make(chan error, 1)
+			b.ResetTimer()
+			for n := 0; n < b.N; n += batch {
+				items := benchItems(min(batch, b.N-n), &id)
+				st.SaveInbox(items, func(err error) { done <- err })
+				if err := <-done; err != nil {
+					b.Fatal(err)
+				}
+				ids := make([]int64, len(items))
+				for i := range items {
+					ids[i] = items[i].ID
+				}
+				st.DeleteInbox(1001, ids)
+			}
+			// Wait for the last deletes: a read-your-writes job.
+			if _, _, err := st.ReserveIDs(context.Background(), 1); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
+
+// discardConn is a connection that swallows writes and never reads.
+type discardConn struct{ net.Conn }
+
+func (discardConn) Write(p []byte) (int, error) { return len(p), nil }
+
+// benchSession is a logged-in session whose output is thrown away.
+func benchSession(srv *Server, user int64, nick string) *session {
+	s := &session{srv: srv, conn: discardConn{}, user: user, nick: nick, start: time.Now()}
+	s.out = protocol.NewOutbox(io.Discard, 1<<30, time.Second, nil)
+	return s
+}
+
+// BenchmarkRoute is one message between two online users, in memory:
+// post (id, event line, push to the recipient's outbox), the recipient's
+// ACK, and the "delivered" answer to the sender.
+func BenchmarkRoute(b *testing.B) {
+	ctx := context.Background()
+	st := benchStore(b, "full")
+	ids, err := newIDAlloc(ctx, st, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := Defaults()
+	po, err := newPostOffice(ctx, st, ids, slog.New(slog.DiscardHandler), cfg.AckGrace, cfg.MaxQueue, 1024, cfg.MaxOutbound/2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer po.close()
+	srv := &Server{cfg: cfg}
+	alice, bob := benchSession(srv, 1000, "alice"), benchSession(srv, 1001, "bob")
+	po.attach(ctx, alice)
+	po.attach(ctx, bob)
+	text := strings.Repeat("x", 64)
+	mb := po.box(bob.user)
+	b.ReportAllocs()
+	ack := make([]int64, 1)
+	for b.Loop() {
+		if err := po.post(alice, "t1", bob.user, text); err != nil {
+			b.Fatal(err)
+		}
+		mb.mu.Lock()
+		ack[0] = mb.queue[len(mb.queue)-1].item.ID
+		mb.mu.Unlock()
+		po.ack(bob.user, ack)
+	}
+}
+
+// BenchmarkRelay is one message through a real server on loopback: one
+// sender pipelining MSGs (at most 256 waiting for their reply), one
+// receiver acknowledging each read's worth of messages at once. The
+// client side runs in the same process, so the profile shows both.
+func BenchmarkRelay(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := Defaults()
+	cfg.Listen, cfg.Data, cfg.HashCost = "127.0.0.1:0", b.TempDir(), 4
+	cfg.Log = slog.New(slog.DiscardHandler)
+	srv, err := Start(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Shutdown()
+	addr := srv.Addr().String()
+	snd, _ := benchLogin(b, addr, "sender")
+	rcv, rcvID := benchLogin(b, addr, "receiver")
+	defer snd.Close()
+	defer rcv.Close()
+
+	text := strings.Repeat("x", 64)
+	n := b.N
+	window := make(chan struct{}, 256)
+	got := make(chan error, 2)
+	go func() { // receiver: ACK what each read brought
+		r := bufio.NewReaderSize(rcv, 64<<10)
+		var acks []byte
+		for seen := 0; seen < n; {
+			l, err := r.ReadSlice('\n')
+			if err != nil {
+				got <- err
+				return
+			}
+			id, ok := benchMsgID(l)
+			if !ok {
+				continue
+			}
+			seen++
+			if len(acks) > 0 {
+				acks = append(acks, ',')
+			}
+			acks = append(acks, id...)
+			if r.Buffered() == 0 || len(acks) > 8000 {
+				if _, err := rcv.Write(append(append([]byte("ACK "), acks...), '\n')); err != nil {
+					got <- err
+					return
+				}
+				acks = acks[:0]
+			}
+		}
+		got <- nil
+	}()
+	go func() { // the sender's replies
+		r := bufio.NewReaderSize(snd, 64<<10)
+		for seen := 0; seen < n; {
+			l, err := r.ReadSlice('\n')
+			if err != nil {
+				got <- err
+				return
+			}
+			if l[0] != '@' {
+				continue
+			}
+			if !strings.Contains(string(l), " 250 ") {
+				got <- fmt.Errorf("reply %q", l)
+				return
+			}
+			seen++
+			<-window
+		}
+		got <- nil
+	}()
+	b.SetBytes(int64(len(text)))
+	b.ResetTimer()
+	w := bufio.NewWriterSize(snd, 64<<10)
+	line := []byte{}
+	to := strconv.FormatInt(rcvID, 10)
+	for i := range n {
+		select {
+		case window <- struct{}{}:
+		default:
+			w.Flush()
+			window <- struct{}{}
+		}
+		line = append(line[:0], "@m MSG "...)
+		line = append(line, to...)
+		line = append(line, ' ')
+		line = append(line, text...)
+		line = append(line, '\n')
+		w.Write(line)
+		if i == n-1 {
+			w.Flush()
+		}
+	}
+	for range 2 {
+		if err := <-got; err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer() // not the shutdown
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+var benchUsers atomic.Int64
+
+// benchLogin registers a fresh account with a unique nickname, logs in
+// and returns the connection and the account's id. What follows the
+// login reply in the reader's buffer (presence of others) is dropped.
+func benchLogin(b *testing.B, addr, role string) (net.Conn, int64) {
+	b.Helper()
+	nick := fmt.Sprintf("%s%d", role, benchUsers.Add(1))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fmt.Fprintf(c, "REG %s pw-pw-pw\nUSER %s\nPASS pw-pw-pw\n", nick, nick)
+	r := bufio.NewReader(c)
+	for {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			b.Fatalf("login %s: %v", nick, err)
+		}
+		if v, ok := strings.CutPrefix(l, "230 "); ok {
+			id, _, _ := strings.Cut(v, " ")
+			n, err := strconv.ParseInt(id, 10, 64)
+			if err != nil {
+				b.Fatalf("login %s: %q", nick, l)
+			}
+			return c, n
+		}
+		if l[0] == '5' || l[0] == '4' {
+			b.Fatalf("login %s: %s", nick, l)
+		}
+	}
+}
+
+// benchMsgID returns the id of a MSG event line.
+func benchMsgID(l []byte) ([]byte, bool) {
+	rest, ok := strings.CutPrefix(string(l), "MSG ")
+	if !ok {
+		return nil, false
+	}
+	id, _, _ := strings.Cut(rest, " ")
+	return []byte(id), true
+}

@@ -165,7 +165,7 @@ func (b *bench) do(ctx context.Context) (*result, error) {
 		nicks[2*i] = fmt.Sprintf("%s-s%d", cfg.Prefix, i)
 		nicks[2*i+1] = fmt.Sprintf("%s-r%d", cfg.Prefix, i)
 	}
-	conns, err := b.connectAll(ctx, nicks, 64<<10)
+	conns, err := b.connectAll(ctx, nicks, 64<<10, nil)
 	defer func() {
 		for _, c := range conns {
 			if c != nil {
@@ -221,7 +221,10 @@ func (b *bench) holdIdle(ctx context.Context, res *result) ([]*conn, error) {
 		nicks[i] = fmt.Sprintf("%s-i%d", cfg.Prefix, i)
 	}
 	t := time.Now()
-	conns, err := b.connectAll(ctx, nicks, 512)
+	// Each idle client reads from the moment it is logged in, as a real
+	// one does: in LAN mode every later login is announced to it, and a
+	// client that did not read would make the server queue that storm.
+	conns, err := b.connectAll(ctx, nicks, 512, func(c *conn) { go b.idleLoop(c, &res.idleEvents) })
 	res.loginTime = time.Since(t)
 	if err != nil {
 		for _, c := range conns {
@@ -232,10 +235,9 @@ func (b *bench) holdIdle(ctx context.Context, res *result) ([]*conn, error) {
 		return nil, err
 	}
 	res.idle = len(conns)
-	for _, c := range conns {
-		go b.idleLoop(c, &res.idleEvents)
-	}
 	if cfg.PID > 0 {
+		// Idle means the announcements of the logins have all arrived.
+		b.settleEvents(ctx, &res.idleEvents)
 		rss, err := b.settleRSS(ctx, cfg.PID)
 		if err != nil {
 			return conns, err
@@ -269,9 +271,10 @@ func (b *bench) idleLoop(c *conn, events *atomic.Int64) {
 	}
 }
 
-// connectAll logs in every nick with at most cfg.Connect logins in flight.
+// connectAll logs in every nick with at most cfg.Connect logins in flight,
+// calling started (when not nil) with each connection once it is logged in.
 // On error the slice holds the connections made so far (others nil).
-func (b *bench) connectAll(ctx context.Context, nicks []string, bufSize int) ([]*conn, error) {
+func (b *bench) connectAll(ctx context.Context, nicks []string, bufSize int, started func(*conn)) ([]*conn, error) {
 	conns := make([]*conn, len(nicks))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -306,6 +309,9 @@ func (b *bench) connectAll(ctx context.Context, nicks []string, bufSize int) ([]
 					return
 				}
 				conns[i] = c
+				if started != nil {
+					started(c)
+				}
 				if d := done.Add(1); progress && d%1000 == 0 {
 					fmt.Fprintf(b.stderr, "  %d/%d logged in\n", d, len(nicks))
 				}

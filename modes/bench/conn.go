@@ -56,7 +56,11 @@ func (c *conn) login(password string, timeout time.Duration) error {
 	defer c.nc.SetDeadline(time.Time{})
 	var b []byte
 	var err error
-	for _, cmd := range [][]string{{"r", "REG", c.nick, password}, {"u", "USER", c.nick}, {"p", "PASS", password}} {
+	// The PING after PASS makes the login complete only once the server
+	// has finished handling it (announced it to everyone who sees
+	// presence), so that a run of logins is timed, and an idle
+	// connection measured, only after the server's work is done.
+	for _, cmd := range [][]string{{"r", "REG", c.nick, password}, {"u", "USER", c.nick}, {"p", "PASS", password}, {"k", "PING", "login"}} {
 		if b, err = protocol.AppendCommand(b, cmd[0], cmd[1], cmd[2:]...); err != nil {
 			return err
 		}
@@ -88,9 +92,10 @@ func (c *conn) login(password string, timeout time.Duration) error {
 			if c.id, ok = protocol.ParseID(id); !ok {
 				return fmt.Errorf("login: unexpected reply %q", l.Text)
 			}
-			return nil
 		case l.Tag == "p":
 			return fmt.Errorf("%w: %d %s", errLogin, l.Code, l.Text)
+		case l.Tag == "k" && c.id != 0:
+			return nil
 		case l.IsEvent() && l.Kind == "BYE":
 			return fmt.Errorf("closed by server: %s", strings.Join(l.Args, " "))
 		}

@@ -173,6 +173,22 @@ func readRSS(pid int) (int64, error) {
 	return 0, fmt.Errorf("server RSS: no VmRSS in /proc/%d/status", pid)
 }
 
+// settleEvents waits until the idle clients have read nothing for half a
+// second (at most cfg.Settle): the server has sent them everything it
+// queued during the logins.
+func (b *bench) settleEvents(ctx context.Context, events *atomic.Int64) {
+	deadline := time.Now().Add(b.cfg.Settle)
+	prev := events.Load()
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		sleepCtx(ctx, 500*time.Millisecond)
+		n := events.Load()
+		if n == prev {
+			return
+		}
+		prev = n
+	}
+}
+
 // settleRSS waits until the server's RSS holds still (two readings half a
 // second apart within 0.5%), at most cfg.Settle, and returns the last reading.
 func (b *bench) settleRSS(ctx context.Context, pid int) (int64, error) {

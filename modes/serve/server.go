@@ -197,7 +197,8 @@ func (srv *Server) forget(s *session) {
 // now is the server's coarse clock, good to a sweep tick.
 func (srv *Server) now() int64 { return srv.clock.Load() }
 
-// sweep keeps the clock and enforces the login deadline and keepalive.
+// sweep keeps the clock, enforces the login deadline and keepalive, and
+// returns memory to the system after a burst (memory.go).
 func (srv *Server) sweep() {
 	defer srv.wg.Done()
 	tick := min(srv.cfg.PingInterval, srv.cfg.PingTimeout, srv.cfg.LoginTimeout) / 4
@@ -205,9 +206,13 @@ func (srv *Server) sweep() {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	var ping []byte
+	mem := newMemoryReturner()
 	for range t.C {
 		now := time.Now()
 		srv.clock.Store(now.UnixNano())
+		if mem.check(now) {
+			srv.log.Debug("returned free memory to the system after a burst")
+		}
 		srv.mu.Lock()
 		if srv.sessions == nil {
 			srv.mu.Unlock()

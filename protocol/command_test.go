@@ -51,7 +51,9 @@ func TestParseCommand(t *testing.T) {
 		{"msg Chinese and emoji", "@q MSG 小明 你好 🙂", protocol.Command{Tag: "q", Verb: "MSG", Args: []string{"小明", "你好 🙂"}}, 0, ""},
 		{"msg text may hold ESC", "MSG 1001 \x1b[31mred", protocol.Command{Verb: "MSG", Args: []string{"1001", "\x1b[31mred"}}, 0, ""},
 		{"reg password with spaces", "REG 小明 my secret pw", protocol.Command{Verb: "REG", Args: []string{"小明", "my secret pw"}}, 0, ""},
-		{"file name with spaces", "FILE bob my photo.jpg", protocol.Command{Verb: "FILE", Args: []string{"bob", "my photo.jpg"}}, 0, ""},
+		{"file name with spaces", "FILE bob 1 2048 my photo.jpg", protocol.Command{Verb: "FILE", Args: []string{"bob", "1", "2048", "my photo.jpg"}}, 0, ""},
+		{"file offer too short", "FILE bob photo.jpg", protocol.Command{}, protocol.CodeSyntax, ""},
+		{"relay", "RELAY abcdef", protocol.Command{Verb: "RELAY", Args: []string{"abcdef"}}, 0, ""},
 
 		// blank lines
 		{"empty", "", protocol.Command{}, -1, ""},

@@ -17,6 +17,8 @@ var Events = []Syntax{
 	{Name: "NOTICE", Usage: "<msgid> <from> <from_nick> <time> <what> [<#group>]", Min: 5, Max: 6, Help: "what happened to a request, friendship or membership; ACK it"},
 	{Name: "PRESENCE", Usage: "<id> <nick> online|offline|away [<status>]", Min: 3, Max: 4, Trailing: true, Help: "a user came online, went away or left"},
 	{Name: "NUDGE", Usage: "<from> <from_nick> <time>", Min: 3, Max: 3, Help: "a nudge: shake the window"},
+	{Name: "OFFER", Usage: "<ticket> <from> <from_nick> <time> chat|file [<count> <bytes> <name>]", Min: 5, Max: 8, Trailing: true, Help: "a direct chat or file offer: answer ACCEPT or REJECT chat|file <ticket>"},
+	{Name: "CANCEL", Usage: "<ticket> timeout|gone", Min: 2, Max: 2, Help: "an offer is no longer waiting: it timed out, or its sender left"},
 	{Name: "PING", Usage: "<token>", Min: 1, Max: 1, Help: "keepalive; answer PONG <token>"},
 	{Name: "BYE", Usage: "<reason> [<text>]", Min: 1, Max: 2, Trailing: true, Help: "the server is closing this connection, and why"},
 }

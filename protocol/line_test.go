@@ -37,7 +37,7 @@ func TestParseLine(t *testing.T) {
 		{"ping", "PING 7f3a", protocol.Line{Kind: "PING", Args: []string{"7f3a"}}, 0},
 		{"bye", "BYE idle", protocol.Line{Kind: "BYE", Args: []string{"idle"}}, 0},
 		{"bye with text", "BYE shutdown server going down\r", protocol.Line{Kind: "BYE", Args: []string{"shutdown", "server going down"}}, 0},
-		{"unknown kind kept as words", "OFFER 9  bob\tx.txt 1234", protocol.Line{Kind: "OFFER", Args: []string{"9", "bob", "x.txt", "1234"}}, 0},
+		{"unknown kind kept as words", "SHARE 9  bob\tx.txt 1234", protocol.Line{Kind: "SHARE", Args: []string{"9", "bob", "x.txt", "1234"}}, 0},
 		{"unknown kind no args", "NEWTHING", protocol.Line{Kind: "NEWTHING"}, 0},
 
 		// malformed

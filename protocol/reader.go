@@ -151,6 +151,11 @@ func (l *LineReader) release() {
 	l.buf, l.r, l.w = l.small, 0, 0
 }
 
+// Buffered returns what was read past the last line returned, valid
+// until the next call: for a connection that stops speaking lines (a relay
+// hands its bytes on).
+func (l *LineReader) Buffered() []byte { return l.buf[l.r:l.w] }
+
 // Close gives back a borrowed buffer. The reader must not be used after.
 func (l *LineReader) Close() {
 	if l.big != nil {

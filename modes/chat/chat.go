@@ -17,6 +17,7 @@ import (
 	"qchat/history"
 	"qchat/modes/client"
 	"qchat/protocol"
+	"qchat/xfer"
 )
 
 // Config is what `qchat chat` is told by its flags and environment.
@@ -30,15 +31,30 @@ type Config struct {
 	NoHistory    bool          // keep no history files
 	Timeout      time.Duration // connect and reply timeout
 	ReadyFile    string        // written once connected (and logged in, with User)
+
+	// Direct links and files.
+	PeerListen     string        // address of the peer listener ("" for all interfaces, any port)
+	Dir            string        // where accepted files are saved
+	Overwrite      bool          // replace existing files instead of saving "name (1).ext"
+	ConnectTimeout time.Duration // to make a direct link (or get it relayed)
+	IdleTimeout    time.Duration // a link with no bytes moving for this long has failed
+	ForceRelay     bool          // always go through the server's relay
+	MaxChats       int           // direct chats open at once; more are refused
+	Rate           int64         // bytes per second of files sent, 0 for no limit
 }
 
 // app is one run of chat.
 type app struct {
-	cfg  Config
-	cl   *client.Client
-	out  *client.Printer
-	rec  client.Recorder
-	term *terminal // nil when piped
+	cfg    Config
+	cl     *client.Client
+	out    *client.Printer
+	rec    client.Recorder
+	term   *terminal // nil when piped
+	stderr io.Writer
+
+	links    links
+	bgCtx    context.Context // background work (links, transfers); ends with the run
+	bgCancel context.CancelFunc
 
 	mu    sync.Mutex
 	me    client.User
@@ -61,15 +77,30 @@ type app struct {
 // Run runs chat until /quit, end of input or a lost connection, and
 // returns the exit status: 0 only if every command succeeded.
 func Run(ctx context.Context, cfg Config, stdin io.Reader, stdout, stderr io.Writer) int {
-	a := &app{cfg: cfg, known: make(map[int64]string), ready: make(chan struct{})}
+	a := &app{cfg: cfg, known: make(map[int64]string), ready: make(chan struct{}), stderr: stderr}
 	a.seenCond = sync.NewCond(&a.mu)
+	a.links = links{offers: make(map[string]client.OfferEvent), chats: make(map[int64]*xfer.Chat), retry: make(map[string]time.Time)}
+	if a.cfg.Dir == "" {
+		a.cfg.Dir = "."
+	}
+	if a.cfg.MaxChats <= 0 {
+		a.cfg.MaxChats = 8
+	}
+	a.bgCtx, a.bgCancel = context.WithCancel(ctx)
+	defer a.bgCancel()
 	interactive := isTerminal(stdin) && isTerminal(stdout) && os.Getenv("TERM") != "" && os.Getenv("TERM") != "dumb"
 	a.out = client.NewPrinter(stdout, cfg.JSON)
 	if cfg.Server == "" {
 		fmt.Fprintln(stderr, "qchat chat: no server: use --server HOST:PORT or set QCHAT_SERVER")
 		return 2
 	}
-	cl, err := client.Dial(ctx, cfg.Server, client.Options{DialTimeout: cfg.Timeout, ReplyTimeout: cfg.Timeout})
+	peer, err := xfer.Listen(cfg.PeerListen)
+	if err != nil {
+		fmt.Fprintln(stderr, "qchat chat:", err)
+		return 1
+	}
+	defer peer.Close()
+	cl, err := client.Dial(ctx, cfg.Server, client.Options{DialTimeout: cfg.Timeout, ReplyTimeout: cfg.Timeout, Peer: peer})
 	if err != nil {
 		fmt.Fprintln(stderr, "qchat chat:", err)
 		return 1
@@ -144,8 +175,10 @@ func (a *app) runPiped(ctx context.Context, stdin io.Reader, stderr io.Writer) i
 	return 0
 }
 
-// finish logs out and waits until every event received has been printed.
+// finish ends the direct links, logs out and waits until every event
+// received has been printed.
 func (a *app) finish() {
+	a.closeLinks()
 	a.cl.Quit(context.Background())
 	a.events.Wait()
 }
@@ -238,6 +271,14 @@ func (a *app) eventLoop() {
 			}
 			a.remember(from, l.Args[1])
 			a.note(a.out.Nudge(from, l.Args[1], t, a.term != nil))
+		case l.Kind == "OFFER":
+			if o, err := client.ParseOffer(l); err == nil {
+				a.onOffer(o)
+			}
+		case l.Kind == "CANCEL":
+			if t, why, err := client.ParseCancel(l); err == nil {
+				a.onCancel(t, why)
+			}
 		case l.Kind == "BYE":
 			a.note(a.out.Bye(l))
 		case !l.IsEvent():

@@ -34,6 +34,9 @@ func init() {
 		{name: "/list", help: "who is online", login: true, run: (*app).cmdList},
 		{name: "/who", args: "ID", help: "a user's public profile", min: 1, max: 1, login: true, userArg: 1, run: (*app).cmdWho},
 		{name: "/msg", args: "ID TEXT", help: "send a message (a line without / goes to the current conversation)", min: 2, max: 2, rest: true, login: true, userArg: 1, run: (*app).cmdMsg},
+		{name: "/chat", args: "ID", help: "ask ID for a direct chat (peer to peer: the server does not see it)", min: 1, max: 1, login: true, userArg: 1, run: (*app).cmdChat},
+		{name: "/close", args: "ID", help: "end the direct chat with ID", min: 1, max: 1, login: true, userArg: 1, run: (*app).cmdClose},
+		{name: "/send", args: "ID PATH...", help: "offer files and folders to ID; sent peer to peer once accepted, resumed if cut", min: 2, max: 2, rest: true, login: true, userArg: 1, run: (*app).cmdSend},
 		{name: "/history", args: "[ID|#GROUP] [N]", help: "the last N (20) messages with ID or in a group (default: current conversation)", max: 2, login: true, userArg: 1, run: (*app).cmdHistory},
 		{name: "/create", args: "NAME [open|invite]", help: "create a group that you own (open: anyone may join)", min: 1, max: 2, login: true, run: (*app).cmdCreate},
 		{name: "/join", args: "NAME", help: "join an open group", min: 1, max: 1, login: true, run: (*app).cmdJoin},
@@ -44,8 +47,8 @@ func init() {
 		{name: "/kick", args: "NAME ID", help: "remove a member from your group", min: 2, max: 2, login: true, userArg: 2, run: (*app).cmdKick},
 		{name: "/find", args: "TEXT", help: "search users by nickname or id", min: 1, max: 1, rest: true, login: true, run: (*app).cmdFind},
 		{name: "/add", args: "ID", help: "ask a user to be your friend", min: 1, max: 1, login: true, userArg: 1, run: (*app).cmdAdd},
-		{name: "/accept", args: "ID [#GROUP]", help: "accept what ID asked: a friend request or a group invite", min: 1, max: 2, login: true, userArg: 1, run: (*app).cmdAccept},
-		{name: "/reject", args: "ID [#GROUP]", help: "refuse what ID asked", min: 1, max: 2, login: true, userArg: 1, run: (*app).cmdReject},
+		{name: "/accept", args: "ID [#GROUP|chat|file]", help: "accept what ID asked: a friend request, group invite, direct chat or files", min: 1, max: 2, login: true, userArg: 1, run: (*app).cmdAccept},
+		{name: "/reject", args: "ID [#GROUP|chat|file]", help: "refuse what ID asked", min: 1, max: 2, login: true, userArg: 1, run: (*app).cmdReject},
 		{name: "/pending", help: "requests waiting for your answer", login: true, run: (*app).cmdPending},
 		{name: "/friends", help: "your friends, who is online and their status", login: true, run: (*app).cmdFriends},
 		{name: "/remove", args: "ID", help: "end a friendship", min: 1, max: 1, login: true, userArg: 1, run: (*app).cmdRemove},
@@ -260,8 +263,17 @@ func (a *app) cmdWho(ctx context.Context, args []string) error {
 	return nil
 }
 
-// /msg ID TEXT
+// /msg ID TEXT: over the direct chat with ID when one is open, else
+// through the server.
 func (a *app) cmdMsg(ctx context.Context, args []string) error {
+	if id, ok := a.knownID(args[0]); ok {
+		if c := a.directChat(id); c != nil {
+			a.mu.Lock()
+			a.cur = strconv.FormatInt(id, 10)
+			a.mu.Unlock()
+			return a.sendDirect(c, args[1])
+		}
+	}
 	sent, err := a.cl.Send(ctx, args[0], args[1])
 	if err != nil {
 		return err
@@ -335,19 +347,27 @@ func (a *app) cmdHistory(ctx context.Context, args []string) error {
 	return nil
 }
 
-// resolve turns "1001" or "bob" into an id (asking the server for a nickname).
-func (a *app) resolve(ctx context.Context, who string) (int64, error) {
+// knownID turns "1001", or a nickname seen already, into an id without
+// asking the server.
+func (a *app) knownID(who string) (int64, bool) {
 	if id, ok := protocol.ParseID(who); ok {
-		return id, nil
+		return id, true
 	}
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	for id, nick := range a.known {
 		if strings.EqualFold(nick, who) {
-			a.mu.Unlock()
-			return id, nil
+			return id, true
 		}
 	}
-	a.mu.Unlock()
+	return 0, false
+}
+
+// resolve turns "1001" or "bob" into an id (asking the server for a nickname).
+func (a *app) resolve(ctx context.Context, who string) (int64, error) {
+	if id, ok := a.knownID(who); ok {
+		return id, nil
+	}
 	info, err := a.cl.Info(ctx, who)
 	if err != nil {
 		return 0, err

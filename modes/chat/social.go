@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"qchat/modes/client"
 	"qchat/protocol"
 )
 
@@ -45,10 +46,13 @@ type (
 		Groups []groupRecord `json:"groups"`
 	}
 	pendingRecord struct {
-		Kind     string `json:"kind"` // "friend" or "invite"
+		Kind     string `json:"kind"` // "friend", "invite", "chat" or "file"
 		From     int64  `json:"from"`
 		FromNick string `json:"from_nick"`
 		Group    string `json:"group,omitempty"`
+		Name     string `json:"name,omitempty"`  // file offers
+		Files    int    `json:"files,omitempty"` // file offers
+		Size     int64  `json:"size,omitempty"`  // file offers
 	}
 	pendingsRecord struct {
 		Type     string          `json:"type"` // "pending"
@@ -235,10 +239,12 @@ func (a *app) cmdBack(ctx context.Context, args []string) error {
 	return a.simple(ctx, "/back", "BACK")
 }
 
-// pendingItem is one request waiting for my answer, from the server.
+// pendingItem is one request waiting for my answer, from the server:
+// a friend request, a group invite, or an offer (chat, file).
 type pendingItem struct {
 	kind, nick, group string
 	from              int64
+	offer             client.OfferEvent // chat and file offers
 }
 
 func (a *app) pendingList(ctx context.Context) ([]pendingItem, error) {
@@ -257,13 +263,29 @@ func (a *app) pendingList(ctx context.Context) ([]pendingItem, error) {
 			continue
 		}
 		p := pendingItem{kind: f[0], from: id, nick: f[2]}
-		if len(f) > 3 {
+		switch {
+		case p.kind == "chat" && len(f) == 4:
+			p.offer = client.OfferEvent{Ticket: f[3], From: id, FromNick: f[2], Purpose: "chat"}
+		case p.kind == "file" && len(f) >= 7:
+			n, _ := strconv.Atoi(f[4])
+			size, _ := strconv.ParseInt(f[5], 10, 64)
+			name := afterWords(l, 6)
+			p.offer = client.OfferEvent{Ticket: f[3], From: id, FromNick: f[2], Purpose: "file", Count: n, Bytes: size, Name: name}
+		case len(f) > 3:
 			p.group = f[3]
 		}
 		a.remember(id, p.nick)
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// afterWords returns what follows the first n space-separated words of s.
+func afterWords(s string, n int) string {
+	for range n {
+		_, s, _ = strings.Cut(s, " ")
+	}
+	return s
 }
 
 // /pending
@@ -275,11 +297,17 @@ func (a *app) cmdPending(ctx context.Context, args []string) error {
 	rec := pendingsRecord{Type: "pending", Requests: []pendingRecord{}}
 	var plain []string
 	for _, p := range items {
-		rec.Requests = append(rec.Requests, pendingRecord{p.kind, p.from, p.nick, p.group})
+		rec.Requests = append(rec.Requests, pendingRecord{p.kind, p.from, p.nick, p.group, p.offer.Name, p.offer.Count, p.offer.Bytes})
 		who := fmt.Sprintf("%s (%d)", protocol.Escape(p.nick), p.from)
-		if p.kind == "invite" {
+		switch p.kind {
+		case "invite":
 			plain = append(plain, fmt.Sprintf("invite to %s from %s", protocol.Escape(p.group), who))
-		} else {
+		case "chat":
+			plain = append(plain, "direct chat request from "+who)
+		case "file":
+			plain = append(plain, fmt.Sprintf("offer of %s (%s, %s) from %s", protocol.Escape(p.offer.Name),
+				client.Plural(p.offer.Count, "file"), client.FormatBytes(p.offer.Bytes), who))
+		default:
 			plain = append(plain, "friend request from "+who)
 		}
 	}
@@ -288,8 +316,9 @@ func (a *app) cmdPending(ctx context.Context, args []string) error {
 	return nil
 }
 
-// /accept ID [#GROUP] and /reject ID [#GROUP]: answer the request from ID
-// (a friend request or a group invite; with several, the group says which).
+// /accept ID [#GROUP|chat|file] and /reject ID [#GROUP|chat|file]: answer
+// the request from ID (a friend request, a group invite, a direct chat or a
+// file offer; with several, the second word says which).
 func (a *app) cmdAccept(ctx context.Context, args []string) error { return a.answer(ctx, true, args) }
 func (a *app) cmdReject(ctx context.Context, args []string) error { return a.answer(ctx, false, args) }
 
@@ -302,10 +331,16 @@ func (a *app) answer(ctx context.Context, accept bool, args []string) error {
 	if err != nil {
 		return err
 	}
-	group := ""
+	group, kind := "", ""
 	if len(args) > 1 {
-		if group, err = groupArg(args[1]); err != nil {
-			return err
+		switch k := strings.ToLower(args[1]); k {
+		case "chat", "file", "friend":
+			kind = k
+		default:
+			if group, err = groupArg(args[1]); err != nil {
+				return err
+			}
+			kind = "invite"
 		}
 	}
 	items, err := a.pendingList(ctx)
@@ -314,7 +349,7 @@ func (a *app) answer(ctx context.Context, accept bool, args []string) error {
 	}
 	var match []pendingItem
 	for _, p := range items {
-		if p.from == from && (group == "" || strings.EqualFold(p.group, group)) {
+		if p.from == from && (kind == "" || p.kind == kind) && (group == "" || strings.EqualFold(p.group, group)) {
 			match = append(match, p)
 		}
 	}
@@ -322,9 +357,17 @@ func (a *app) answer(ctx context.Context, accept bool, args []string) error {
 	case len(match) == 0:
 		return fmt.Errorf("nothing from %s waits for an answer", a.nameOf(from))
 	case len(match) > 1:
-		return fmt.Errorf("several requests from %s: say which, e.g. %s %d %s", a.nameOf(from), cmd, from, protocol.Escape(match[len(match)-1].group))
+		last := match[len(match)-1]
+		which := last.kind
+		if last.kind == "invite" {
+			which = protocol.Escape(last.group)
+		}
+		return fmt.Errorf("several requests from %s: say which, e.g. %s %d %s", a.nameOf(from), cmd, from, which)
 	}
 	p := match[0]
+	if p.kind == "chat" || p.kind == "file" {
+		return a.answerOffer(ctx, accept, p.offer)
+	}
 	if p.kind == "invite" {
 		if err := a.simple(ctx, cmd, verb, "invite", p.group); err != nil {
 			return err

@@ -31,7 +31,8 @@ type terminal struct {
 	line   *liner.State
 	out    *os.File
 	mu     sync.Mutex
-	inCmd  bool // a command is running (no prompt on screen)
+	inCmd  bool   // a command is running (no prompt on screen)
+	last   string // key of the status line just above the prompt ("" if the last line is not one)
 	histf  string
 	colour bool
 }
@@ -40,10 +41,31 @@ type terminal struct {
 func (t *terminal) printAbove(s string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.printAboveLocked(s)
+	t.last = ""
+}
+
+func (t *terminal) printAboveLocked(s string) {
 	t.out.WriteString("\r\x1b[K" + s + "\n")
 	if !t.inCmd {
 		syscall.Kill(os.Getpid(), syscall.SIGWINCH)
 	}
+}
+
+// status shows a line that changes (a progress bar) above the prompt: the
+// first time, and whenever other lines came since, it is printed like any
+// line; after that it is redrawn in place (save the cursor, go up a line,
+// clear it, write, restore the cursor), which leaves the prompt and what
+// the user is typing alone. s must be safe for the terminal.
+func (t *terminal) status(key, s string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.last != key {
+		t.printAboveLocked(s)
+		t.last = key
+		return
+	}
+	t.out.WriteString("\x1b7\x1b[1A\r\x1b[2K" + s + "\x1b8")
 }
 
 // askPassword asks without echo (REPL goroutine only).

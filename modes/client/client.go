@@ -8,9 +8,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"qchat/protocol"
+	"qchat/xfer"
 )
 
 // Options tune a connection. Zero values take the defaults.
@@ -19,6 +21,10 @@ type Options struct {
 	ReplyTimeout time.Duration // a request without its own deadline (default 30s)
 	PingInterval time.Duration // idle time before the client checks the server (default 30s)
 	MaxOutbound  int           // bytes queued to the server (default 4 MiB)
+	// Peer, when set, is this client's peer listener: the connection to
+	// the server is dialed from its port, so that the server observes the
+	// endpoint that peers can dial for direct links.
+	Peer *xfer.Peer
 }
 
 func (o *Options) defaults() {
@@ -57,6 +63,7 @@ type Client struct {
 	out    *protocol.Outbox
 	opts   Options
 	server string // the server's name, from its greeting
+	addr   string // the server's address, as dialed
 	events chan protocol.Line
 
 	mu      sync.Mutex
@@ -83,13 +90,12 @@ type call struct {
 // Dial connects to a server and reads its greeting.
 func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	opts.defaults()
-	d := net.Dialer{Timeout: opts.DialTimeout}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	conn, err := dialServer(ctx, addr, opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
 	}
 	c := &Client{
-		conn: conn, opts: opts,
+		conn: conn, opts: opts, addr: addr,
 		rd:      protocol.NewLineReader(conn, protocol.MaxLine),
 		events:  make(chan protocol.Line, 256),
 		pending: make(map[string]*call),
@@ -117,6 +123,24 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	go c.keepalive()
 	return c, nil
 }
+
+// dialServer connects to the server, from the peer port when there is a
+// peer listener. When that port cannot be used for it (the same 4-tuple
+// still in TIME_WAIT after a reconnect), it dials from any port: direct
+// links to us then need the peer to be dialed by us, or the relay.
+func dialServer(ctx context.Context, addr string, opts Options) (net.Conn, error) {
+	if opts.Peer != nil {
+		conn, err := opts.Peer.Dialer(opts.DialTimeout).DialContext(ctx, "tcp", addr)
+		if err == nil || !(errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EADDRNOTAVAIL)) {
+			return conn, err
+		}
+	}
+	d := net.Dialer{Timeout: opts.DialTimeout}
+	return d.DialContext(ctx, "tcp", addr)
+}
+
+// Peer is the client's peer listener (nil without one).
+func (c *Client) Peer() *xfer.Peer { return c.opts.Peer }
 
 // Server is the server's name from its greeting.
 func (c *Client) Server() string { return c.server }

@@ -39,6 +39,9 @@ func (c *Client) Login(ctx context.Context, user, password string) (User, error)
 		c.mu.Lock()
 		c.me = u
 		c.mu.Unlock()
+		if c.opts.Peer != nil {
+			c.opts.Peer.SetMe(u.ID)
+		}
 	}
 	return u, err
 }

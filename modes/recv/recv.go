@@ -10,11 +10,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"qchat/history"
 	"qchat/modes/client"
 	"qchat/protocol"
+	"qchat/xfer"
 )
 
 // Config is what `qchat recv` is told.
@@ -29,6 +33,16 @@ type Config struct {
 	NoHistory    bool
 	DialTimeout  time.Duration
 	ReadyFile    string // written with the user id once logged in
+
+	// Files: offers are taken only with a folder to save them in.
+	Dir            string   // where accepted files go ("" refuses every offer)
+	From           []string // take offers only from these ids or nicknames (empty: from anyone)
+	MaxSize        int64    // refuse offers of more bytes in all (0: no cap)
+	Overwrite      bool     // replace existing files instead of "name (1).ext"
+	PeerListen     string   // the peer listener's address ("" for any)
+	ConnectTimeout time.Duration
+	IdleTimeout    time.Duration
+	ForceRelay     bool
 }
 
 // Exit statuses.
@@ -63,7 +77,13 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) int {
 		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
 		defer cancel()
 	}
-	r := &receiver{cfg: cfg, pw: pw, out: client.NewPrinter(stdout, cfg.JSON), stderr: stderr}
+	peer, err := xfer.Listen(cfg.PeerListen)
+	if err != nil {
+		fmt.Fprintln(stderr, "qchat recv:", err)
+		return exitFailed
+	}
+	defer peer.Close()
+	r := &receiver{cfg: cfg, pw: pw, out: client.NewPrinter(stdout, cfg.JSON), stderr: stderr, peer: peer}
 	return r.run(ctx)
 }
 
@@ -74,6 +94,7 @@ type receiver struct {
 	stderr io.Writer
 	rec    client.Recorder
 	got    int
+	peer   *xfer.Peer
 }
 
 // errDone ends a session when the count is reached.
@@ -113,7 +134,7 @@ func isFinal(err error) bool {
 
 // session is one connection: login, then messages until done or lost.
 func (r *receiver) session(ctx context.Context) error {
-	cl, err := client.Dial(ctx, r.cfg.Server, client.Options{DialTimeout: r.cfg.DialTimeout})
+	cl, err := client.Dial(ctx, r.cfg.Server, client.Options{DialTimeout: r.cfg.DialTimeout, Peer: r.peer})
 	if err != nil {
 		return err
 	}
@@ -136,14 +157,60 @@ func (r *receiver) session(ctx context.Context) error {
 			return &protocol.Error{Code: 599, Text: "ready file: " + err.Error()}
 		}
 	}
+	// Transfers run beside the event loop and report their files here.
+	files := make(chan []xfer.FileResult)
+	tctx, stopTransfers := context.WithCancel(ctx)
+	var transfers sync.WaitGroup
+	defer func() {
+		stopTransfers()
+		go func() {
+			for range files {
+			}
+		}()
+		transfers.Wait()
+		close(files)
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			cl.Quit(context.Background())
 			return ctx.Err()
+		case res := <-files:
+			for _, f := range res {
+				if f.Err == nil {
+					r.got++
+				}
+			}
+			if r.cfg.Count > 0 && r.got >= r.cfg.Count {
+				cl.Quit(context.Background())
+				return errDone
+			}
 		case l, ok := <-cl.Events():
 			if !ok {
 				return cl.Err()
+			}
+			if l.Kind == "OFFER" {
+				if o, err := client.ParseOffer(l); err == nil {
+					if why := r.refusal(o); why != "" {
+						fmt.Fprintf(r.stderr, "qchat recv: refused %s from %s (%d): %s\n", offerWhat(o), protocol.Escape(o.FromNick), o.From, why)
+						transfers.Add(1)
+						go func() {
+							defer transfers.Done()
+							cl.Answer(tctx, false, o)
+						}()
+						continue
+					}
+					transfers.Add(1)
+					go func() {
+						defer transfers.Done()
+						res := r.receive(tctx, cl, o)
+						select {
+						case files <- res:
+						case <-tctx.Done():
+						}
+					}()
+				}
+				continue
 			}
 			if l.Kind == "NUDGE" && len(l.Args) == 3 {
 				from, ok := protocol.ParseID(l.Args[0])
@@ -172,4 +239,64 @@ func (r *receiver) session(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// offerWhat names an offer for a log line.
+func offerWhat(o client.OfferEvent) string {
+	if o.Purpose == "chat" {
+		return "a direct chat"
+	}
+	return fmt.Sprintf("%s (%s, %s)", protocol.Escape(o.Name), client.Plural(o.Count, "file"), client.FormatBytes(o.Bytes))
+}
+
+// refusal says why an offer is refused, or "" to take it.
+func (r *receiver) refusal(o client.OfferEvent) string {
+	switch {
+	case o.Purpose != "file":
+		return "qchat recv takes files, not chats"
+	case r.cfg.Dir == "":
+		return "no --dir to save files in"
+	case r.cfg.MaxSize > 0 && o.Bytes > r.cfg.MaxSize:
+		return fmt.Sprintf("%s is more than --max-size %s", client.FormatBytes(o.Bytes), client.FormatBytes(r.cfg.MaxSize))
+	case len(r.cfg.From) > 0 && !r.allowed(o):
+		return "not in --from"
+	}
+	return ""
+}
+
+func (r *receiver) allowed(o client.OfferEvent) bool {
+	for _, f := range r.cfg.From {
+		if f == strconv.FormatInt(o.From, 10) || strings.EqualFold(f, o.FromNick) {
+			return true
+		}
+	}
+	return false
+}
+
+// receive takes one file offer into --dir and prints each file.
+func (r *receiver) receive(ctx context.Context, cl *client.Client, o client.OfferEvent) []xfer.FileResult {
+	t, err := cl.Answer(ctx, true, o)
+	if err != nil {
+		fmt.Fprintf(r.stderr, "qchat recv: accept %s: %v\n", offerWhat(o), err)
+		return nil
+	}
+	l, err := cl.Link(ctx, t, xfer.ConnectOptions{Timeout: r.cfg.ConnectTimeout, Idle: r.cfg.IdleTimeout, ForceRelay: r.cfg.ForceRelay})
+	if err != nil {
+		fmt.Fprintf(r.stderr, "qchat recv: %s from %s (%d): %v\n", offerWhat(o), protocol.Escape(o.FromNick), o.From, err)
+		return nil
+	}
+	fmt.Fprintf(r.stderr, "qchat recv: receiving %s from %s (%d) over a %s link (%s)\n", offerWhat(o), protocol.Escape(o.FromNick), o.From, l.Path, l.Via)
+	res, err := xfer.Receive(ctx, l, xfer.ReceiveOptions{Dir: r.cfg.Dir, Overwrite: r.cfg.Overwrite, MaxSize: r.cfg.MaxSize}, newMeter(r.stderr, offerWhat(o)))
+	from := client.User{ID: o.From, Nick: o.FromNick}
+	for _, f := range res {
+		if f.Err == nil {
+			r.out.FileReceived(from, f, r.cfg.Dir, l.Path)
+		} else {
+			fmt.Fprintf(r.stderr, "qchat recv: %s from %s (%d): %s\n", protocol.Escape(f.Name), protocol.Escape(o.FromNick), o.From, protocol.Escape(f.Err.Error()))
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(r.stderr, "qchat recv: %s from %s (%d): %v (what arrived is kept in .part files; offering it again resumes)\n", offerWhat(o), protocol.Escape(o.FromNick), o.From, err)
+	}
+	return res
 }

@@ -24,19 +24,20 @@ var handlers map[string]handler
 
 func init() {
 	handlers = map[string]handler{
-		"REG":  {run: (*session).cmdReg, preLogin: true},
-		"USER": {run: (*session).cmdUser, preLogin: true},
-		"PASS": {run: (*session).cmdPass, preLogin: true},
-		"PING": {run: (*session).cmdPing, preLogin: true},
-		"PONG": {run: (*session).cmdPong, preLogin: true},
-		"HELP": {run: (*session).cmdHelp, preLogin: true},
-		"QUIT": {run: (*session).cmdQuit, preLogin: true},
-		"LIST": {run: (*session).cmdList},
-		"INFO": {run: (*session).cmdInfo},
-		"MSG":  {run: (*session).cmdMsg},
-		"ACK":  {run: (*session).cmdAck},
-		"CHAT": {run: (*session).cmdNotYet},
-		"FILE": {run: (*session).cmdNotYet},
+		"REG":   {run: (*session).cmdReg, preLogin: true},
+		"USER":  {run: (*session).cmdUser, preLogin: true},
+		"PASS":  {run: (*session).cmdPass, preLogin: true},
+		"PING":  {run: (*session).cmdPing, preLogin: true},
+		"PONG":  {run: (*session).cmdPong, preLogin: true},
+		"HELP":  {run: (*session).cmdHelp, preLogin: true},
+		"QUIT":  {run: (*session).cmdQuit, preLogin: true},
+		"LIST":  {run: (*session).cmdList},
+		"INFO":  {run: (*session).cmdInfo},
+		"MSG":   {run: (*session).cmdMsg},
+		"ACK":   {run: (*session).cmdAck},
+		"CHAT":  {run: (*session).cmdChat},
+		"FILE":  {run: (*session).cmdFile},
+		"RELAY": {run: (*session).cmdRelay, preLogin: true},
 
 		"AWAY":    {run: (*session).cmdAway},
 		"BACK":    {run: (*session).cmdBack},
@@ -311,8 +312,4 @@ func (s *session) cmdQuit(c *protocol.Command) error {
 	s.replyf(c.Tag, protocol.CodeBye, "bye")
 	s.close(reasonQuit, "")
 	return nil
-}
-
-func (s *session) cmdNotYet(c *protocol.Command) error {
-	return protocol.Errorf(protocol.CodeNotYet, "%s: direct links are not offered by this server yet", c.Verb)
 }

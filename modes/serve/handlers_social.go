@@ -352,6 +352,8 @@ func (s *session) cmdAnswer(c *protocol.Command) error {
 			s.notice(a.id, "NOTICE", "friend-rejected")
 			s.replyf(c.Tag, protocol.CodeOK, "refused %d's friend request", a.id)
 		}
+	case "chat", "file":
+		return s.answerOffer(c, accept)
 	case "invite":
 		if accept {
 			g, inviter, err := s.srv.soc.joinGroup(ctx, me, c.Args[1], true)
@@ -369,7 +371,7 @@ func (s *session) cmdAnswer(c *protocol.Command) error {
 			s.replyf(c.Tag, protocol.CodeOK, "refused the invite to %s", g.tag())
 		}
 	default:
-		return protocol.Errorf(protocol.CodeSyntax, "usage: %s friend <id|nick> | %s invite <#group>", c.Verb, c.Verb)
+		return protocol.Errorf(protocol.CodeSyntax, "usage: %[1]s friend <id|nick> | %[1]s invite <#group> | %[1]s chat <ticket> | %[1]s file <ticket>", c.Verb)
 	}
 	return nil
 }
@@ -384,6 +386,7 @@ func (s *session) cmdPending(c *protocol.Command) error {
 			lines[i] += " " + p.group
 		}
 	}
+	lines = append(lines, s.srv.pendingOffers(s)...)
 	s.replyLines(c.Tag, protocol.CodeList, lines, strconv.Itoa(len(lines))+" pending")
 	return nil
 }

@@ -33,6 +33,9 @@ type Config struct {
 	AckGrace     time.Duration // how long an online recipient may take to ACK before the message is stored
 	Presence     string        // who hears a user's presence: "lan" (everyone) or "friends"
 	NudgeEvery   time.Duration // at most one nudge per sender and recipient in this time
+	OfferTimeout time.Duration // an unanswered CHAT or FILE offer is refused after this
+	Relay        bool          // relay direct links whose peers cannot reach each other
+	RelayIdle    time.Duration // a relayed link with no bytes for this long is closed
 	Log          *slog.Logger
 }
 
@@ -44,21 +47,24 @@ func Defaults() Config {
 		LoginTimeout: 30 * time.Second, PingInterval: 30 * time.Second, PingTimeout: 30 * time.Second,
 		WriteTimeout: 10 * time.Second, MaxOutbound: 1 << 20, MaxQueue: 10000, AckGrace: 20 * time.Millisecond,
 		Presence: "lan", NudgeEvery: 10 * time.Second,
+		OfferTimeout: 2 * time.Minute, Relay: true, RelayIdle: time.Minute,
 	}
 }
 
 // Server is a running qchat server.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	ln    net.Listener
-	store *Store
-	dir   *directory
-	hub   *hub
-	po    *postOffice
-	soc   *social
-	nudge *nudgeLimiter
-	clock atomic.Int64 // coarse now (unix ns), kept by the sweeper
+	cfg    Config
+	log    *slog.Logger
+	ln     net.Listener
+	store  *Store
+	dir    *directory
+	hub    *hub
+	po     *postOffice
+	soc    *social
+	nudge  *nudgeLimiter
+	offers *offers
+	relays *relays
+	clock  atomic.Int64 // coarse now (unix ns), kept by the sweeper
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -140,7 +146,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	srv := &Server{cfg: cfg, log: cfg.Log, ln: ln, store: st, dir: dir, hub: newHub(), po: po,
-		soc: soc, nudge: newNudgeLimiter(cfg.NudgeEvery), sessions: make(map[*session]struct{})}
+		soc: soc, nudge: newNudgeLimiter(cfg.NudgeEvery), offers: newOffers(), relays: newRelays(),
+		sessions: make(map[*session]struct{})}
 	srv.clock.Store(time.Now().UnixNano())
 	srv.unlock = unlock
 	ok = true
@@ -201,7 +208,7 @@ func (srv *Server) now() int64 { return srv.clock.Load() }
 // returns memory to the system after a burst (memory.go).
 func (srv *Server) sweep() {
 	defer srv.wg.Done()
-	tick := min(srv.cfg.PingInterval, srv.cfg.PingTimeout, srv.cfg.LoginTimeout) / 4
+	tick := min(srv.cfg.PingInterval, srv.cfg.PingTimeout, srv.cfg.LoginTimeout, srv.cfg.OfferTimeout) / 4
 	tick = min(max(tick, 10*time.Millisecond), time.Second)
 	t := time.NewTicker(tick)
 	defer t.Stop()
@@ -213,6 +220,7 @@ func (srv *Server) sweep() {
 		if mem.check(now) {
 			srv.log.Debug("returned free memory to the system after a burst")
 		}
+		srv.offers.expire(now, srv.cfg.OfferTimeout)
 		srv.mu.Lock()
 		if srv.sessions == nil {
 			srv.mu.Unlock()
@@ -254,6 +262,7 @@ func (srv *Server) Shutdown() {
 		s.close(reasonShutdown, "server shutting down")
 	}
 	srv.wg.Wait()
+	srv.relays.closeAll()
 	srv.po.close()
 	if err := srv.store.Close(); err != nil {
 		srv.log.Error("close store", "err", err)

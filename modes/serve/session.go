@@ -121,6 +121,7 @@ func (s *session) run() {
 func (s *session) cleanup() {
 	s.close(reasonEOF, "") // no-op when already closing
 	if user := s.loggedIn(); user != 0 {
+		s.srv.offers.sessionGone(s)
 		s.srv.po.detach(s)
 		if s.srv.hub.logout(s) {
 			s.srv.announce(user, s.nickname(), "offline", "")

@@ -1,0 +1,212 @@
+package serve
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"qchat/protocol"
+)
+
+// The relay carries the bytes of one direct link whose peers could not
+// reach each other: both send RELAY <ticket> on a fresh connection to the
+// server port; the server pairs the two connections of an accepted ticket
+// and copies bytes both ways until either side closes or the link idles.
+// Only a ticket the server handed out, accepted, within its link window,
+// and only once: never an open relay. `serve --no-relay` turns it off.
+
+// relayHalf is the first side of a ticket waiting for the second.
+type relayHalf struct {
+	conn    net.Conn
+	pending []byte // read by the session's line reader past the RELAY line
+	matched chan *relayHalf
+	once    sync.Once
+	failure chan string
+}
+
+func (h *relayHalf) fail(why string) {
+	h.once.Do(func() { h.failure <- why })
+}
+
+// relays tracks relayed links so that Shutdown can end them.
+type relays struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+	quit  chan struct{} // closed by closeAll: waiting sides give up
+}
+
+func newRelays() *relays {
+	return &relays{conns: make(map[net.Conn]struct{}), quit: make(chan struct{})}
+}
+
+func (r *relays) add(c net.Conn) {
+	r.mu.Lock()
+	r.conns[c] = struct{}{}
+	r.mu.Unlock()
+}
+
+func (r *relays) remove(c net.Conn) {
+	r.mu.Lock()
+	delete(r.conns, c)
+	r.mu.Unlock()
+}
+
+// closeAll ends every relayed link and waits for the copies to stop.
+func (r *relays) closeAll() {
+	close(r.quit)
+	r.mu.Lock()
+	for c := range r.conns {
+		c.Close()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+}
+
+// maxRelays bounds the relayed links at once.
+const maxRelays = 256
+
+// RELAY <ticket>
+//
+// Before login, on a connection of its own. Answered 200 once the other
+// side has come too; from then on the connection carries the peers' bytes.
+func (s *session) cmdRelay(c *protocol.Command) error {
+	if !s.srv.cfg.Relay {
+		return protocol.Errorf(protocol.CodeNotYet, "this server does not relay (serve --no-relay)")
+	}
+	if s.loggedIn() != 0 {
+		return protocol.Errorf(protocol.CodeSequence, "RELAY goes on a connection of its own, before login")
+	}
+	ticket := c.Args[0]
+	of := s.srv.offers
+	now := time.Now()
+	s.srv.relays.mu.Lock()
+	busy := len(s.srv.relays.conns) >= 2*maxRelays
+	s.srv.relays.mu.Unlock()
+	if busy {
+		return protocol.Errorf(protocol.CodeUnavailable, "too many relayed links; try later")
+	}
+
+	// Take the connection out of the session: from here on its bytes are
+	// the peers'.
+	me := &relayHalf{conn: s.conn, matched: make(chan *relayHalf, 1), failure: make(chan string, 1)}
+	second := false
+	of.mu.Lock()
+	o := of.byTicket[ticket]
+	switch {
+	case o == nil || o.state != offerAccepted || now.After(o.linkBy) || o.relayed:
+		of.mu.Unlock()
+		return protocol.Errorf(protocol.CodeForbidden, "no such ticket, or not one that may be relayed now")
+	case o.relay == nil:
+		o.relay = me
+	default:
+		second = true
+		o.relayed = true
+	}
+	first, linkBy, from, to := o.relay, o.linkBy, o.fromID, o.toID
+	if second {
+		o.relay = nil
+	}
+	of.mu.Unlock()
+
+	s.handOver(me)
+	if second {
+		first.matched <- me // the first side's goroutine runs the copy
+		return nil
+	}
+	s.srv.relays.add(me.conn)
+	s.srv.relays.wg.Add(1)
+	go func() {
+		defer s.srv.relays.wg.Done()
+		defer s.srv.relays.remove(me.conn)
+		t := time.NewTimer(time.Until(linkBy))
+		defer t.Stop()
+		select {
+		case other := <-me.matched:
+			s.srv.relays.add(other.conn)
+			defer s.srv.relays.remove(other.conn)
+			s.srv.log.Info("relay open", "from", from, "to", to)
+			n1, n2 := splice(me, other, s.srv.cfg.RelayIdle)
+			s.srv.log.Info("relay closed", "from", from, "to", to, "bytes", n1+n2)
+		case <-s.srv.relays.quit:
+			me.conn.Close()
+		case why := <-me.failure:
+			me.conn.Write([]byte("454 " + why + "\n"))
+			me.conn.Close()
+		case <-t.C:
+			of.mu.Lock()
+			if o.relay == me {
+				o.relay = nil
+			}
+			of.mu.Unlock()
+			me.conn.Write([]byte("454 the other side did not come in time\n"))
+			me.conn.Close()
+		}
+	}()
+	return nil
+}
+
+// handOver ends the session's own use of its connection without closing
+// it: the read loop stops, the sweeper skips it, and what the line reader
+// had read past the current line goes with the connection.
+func (s *session) handOver(h *relayHalf) {
+	reason := "relay"
+	s.reason.Store(&reason)
+	s.closed.Store(true)
+	s.out.Close(time.Second) // the greeting and earlier replies are out
+	h.pending = append([]byte(nil), s.rd.Buffered()...)
+}
+
+// splice tells both sides the link is open, then copies both ways until
+// one side ends or nothing moves for idle. It returns the bytes each way.
+func splice(a, b *relayHalf, idle time.Duration) (int64, int64) {
+	open := []byte("200 relay open\n")
+	a.conn.Write(open)
+	b.conn.Write(open)
+	done := make(chan int64, 2)
+	go func() { done <- copyIdle(b.conn, a.conn, a.pending, idle) }()
+	go func() { done <- copyIdle(a.conn, b.conn, b.pending, idle) }()
+	n1 := <-done
+	// One direction ended: give the other a moment to finish, then end it.
+	end := time.AfterFunc(5*time.Second, func() { a.conn.Close(); b.conn.Close() })
+	n2 := <-done
+	end.Stop()
+	a.conn.Close()
+	b.conn.Close()
+	return n1, n2
+}
+
+// copyIdle copies src to dst (first the bytes already read from src)
+// until EOF, an error, or no progress for idle.
+func copyIdle(dst, src net.Conn, first []byte, idle time.Duration) int64 {
+	var n int64
+	if len(first) > 0 {
+		dst.SetWriteDeadline(time.Now().Add(idle))
+		if _, err := dst.Write(first); err != nil {
+			return 0
+		}
+		n += int64(len(first))
+	}
+	buf := make([]byte, 256<<10)
+	for {
+		src.SetReadDeadline(time.Now().Add(idle))
+		k, err := src.Read(buf)
+		if k > 0 {
+			dst.SetWriteDeadline(time.Now().Add(idle))
+			if _, werr := dst.Write(buf[:k]); werr != nil {
+				return n
+			}
+			n += int64(k)
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				if tc, ok := dst.(*net.TCPConn); ok {
+					tc.CloseWrite() // pass the half-close on
+				}
+			}
+			return n
+		}
+	}
+}

@@ -1,0 +1,467 @@
+package xfer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strconv"
+	"syscall"
+)
+
+// ReceiveOptions tune Receive.
+type ReceiveOptions struct {
+	Dir       string // the receiving folder; nothing is ever written outside it
+	Overwrite bool   // replace existing files instead of saving as "name (1).ext"
+	MaxSize   int64  // refuse offers of more bytes in all (0: no cap)
+}
+
+// maxFileSize bounds the size a peer may announce (1 PiB).
+const maxFileSize = 1 << 50
+
+// incoming is the receiver's plan for one offered file.
+type incoming struct {
+	name  string // sanitized relative path
+	size  int64
+	skip  string // why it is refused, "" if wanted
+	have  int64  // bytes of its .part we can keep
+	h     hash.Hash
+	done  bool
+	isDup bool
+}
+
+// Receive takes one offer from an established file link into opts.Dir:
+// it reads the list of files, reduces every name to a safe relative path
+// (SafePath), refuses what cannot be saved safely, offers to resume from
+// the .part files it holds (with the hash of what they hold, so that a
+// source that changed is sent again from zero), checks free space before
+// any byte is written, and then writes each file to NAME.part, verifies
+// its SHA-256 and renames it to NAME — or to "NAME (1).ext" when NAME
+// exists and Overwrite is off. Every file is opened through os.Root and
+// without following symlinks, so nothing can be written outside the folder.
+//
+// Receive owns the link: it is closed when Receive returns.
+func Receive(ctx context.Context, l *Link, opts ReceiveOptions, m Meter) ([]FileResult, error) {
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	defer l.Close()
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+
+	files, total, err := readManifest(l)
+	if err != nil {
+		return nil, err
+	}
+	refuse := func(why string) ([]FileResult, error) {
+		l.send("NO", why)
+		return nil, fmt.Errorf("%w: %s", ErrRefused, why)
+	}
+	if opts.MaxSize > 0 && total > opts.MaxSize {
+		return refuse(fmt.Sprintf("too big: %d bytes, this receiver takes at most %d", total, opts.MaxSize))
+	}
+	plan(root, files)
+	var need int64
+	for _, f := range files {
+		if f.skip == "" {
+			need += f.size - f.have
+		}
+	}
+	if free, ok := freeSpace(opts.Dir); ok && need > free {
+		return refuse(fmt.Sprintf("not enough space: %d bytes needed, %d free", need, free))
+	}
+	for i, f := range files {
+		switch {
+		case f.skip != "":
+			l.writeLine("SKIP", strconv.Itoa(i), f.skip)
+		case f.have > 0:
+			l.writeLine("HAVE", strconv.Itoa(i), strconv.FormatInt(f.have, 10), hex.EncodeToString(f.h.Sum(nil)))
+		}
+	}
+	if err := l.send("GO"); err != nil {
+		return nil, err
+	}
+	wanted := 0
+	for _, f := range files {
+		if f.skip == "" {
+			wanted++
+		}
+	}
+	var wire int64
+	for _, f := range files {
+		if f.skip == "" {
+			wire += f.size - f.have
+		}
+	}
+	if m != nil {
+		m.Begin(wanted, total, wire)
+	}
+
+	results := make([]FileResult, len(files))
+	for i, f := range files {
+		results[i] = FileResult{Name: f.name, Size: f.size, Err: errors.New("not received")}
+		if f.skip != "" {
+			results[i].Err = errors.New(f.skip)
+		}
+	}
+	bufp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(bufp)
+	for {
+		if l.r.Buffered() == 0 && l.w.Buffered() > 0 {
+			if err := l.flush(); err != nil { // answers go out before we wait
+				return results, err
+			}
+		}
+		verb, rest, err := l.expect("DATA", "DONE")
+		if err != nil {
+			return results, err
+		}
+		if verb == "DONE" {
+			break
+		}
+		args, err := fields(rest, 3, false)
+		if err != nil {
+			return results, err
+		}
+		idx, err := parseCount(args[0], int64(len(files)-1))
+		if err != nil {
+			return results, err
+		}
+		f := files[idx]
+		off, err1 := parseCount(args[1], f.size)
+		n, err2 := parseCount(args[2], f.size)
+		switch {
+		case err1 != nil || err2 != nil:
+			return results, protoErr("bad DATA line")
+		case f.skip != "" || f.done:
+			return results, protoErr("DATA for file %d, which is not expected", idx)
+		case off != 0 && off != f.have:
+			return results, protoErr("DATA for file %d resumes at %d, not at %d", idx, off, f.have)
+		case off+n != f.size && !(off == 0 && n == 0):
+			return results, protoErr("DATA for file %d has %d bytes, not %d", idx, n, f.size-off)
+		}
+		f.done = true
+		r := &results[idx]
+		if off == 0 && n == 0 && f.size > 0 {
+			// The sender gave this file up (it changed or cannot be read).
+			if _, rest, err := l.expect("SUM"); err != nil {
+				return results, err
+			} else if a, _ := fields(rest, 2, false); len(a) != 2 || a[1] != "-" {
+				return results, protoErr("empty DATA for a file that is not empty")
+			}
+			r.Err = errors.New("the sender could not send it (it changed or cannot be read)")
+			continue
+		}
+		r.Resumed, r.Err = off, nil
+		sum, err := receiveFile(root, l, f, off, n, *bufp, m)
+		if err != nil {
+			r.Err = err
+			if errors.Is(err, errLink) {
+				return results, err
+			}
+			l.writeLine("BAD", strconv.Itoa(int(idx)), err.Error())
+			continue
+		}
+		saved, err := finalize(root, f.name, opts.Overwrite)
+		if err != nil {
+			r.Err = err
+			l.writeLine("BAD", strconv.Itoa(int(idx)), err.Error())
+			continue
+		}
+		r.Moved, r.SHA256, r.Path = n, sum, saved
+		l.writeLine("OK", strconv.Itoa(int(idx)), sum, saved)
+		if m != nil {
+			m.FileDone(*r)
+		}
+	}
+	if err := l.send("BYE"); err != nil {
+		return results, err
+	}
+	return results, nil
+}
+
+// errLink marks a receive failure that broke the link (as opposed to one
+// file failing).
+var errLink = errors.New("link failed")
+
+// readManifest reads FILES <count> <total>, the F lines and END.
+func readManifest(l *Link) ([]*incoming, int64, error) {
+	_, rest, err := l.expect("FILES")
+	if err != nil {
+		return nil, 0, err
+	}
+	args, err := fields(rest, 2, false)
+	if err != nil {
+		return nil, 0, err
+	}
+	count, err := parseCount(args[0], MaxOfferFiles)
+	if err != nil {
+		return nil, 0, err
+	}
+	total, err := parseCount(args[1], maxFileSize)
+	if err != nil {
+		return nil, 0, err
+	}
+	files := make([]*incoming, 0, count)
+	var sum int64
+	for i := range count {
+		_, rest, err := l.expect("F")
+		if err != nil {
+			return nil, 0, err
+		}
+		a, err := fields(rest, 3, true)
+		if err != nil {
+			return nil, 0, err
+		}
+		if idx, err := parseCount(a[0], count); err != nil || idx != i {
+			return nil, 0, protoErr("file %d announced as %q", i, clipText(a[0]))
+		}
+		size, err := parseCount(a[1], maxFileSize)
+		if err != nil {
+			return nil, 0, err
+		}
+		f := &incoming{size: size, h: sha256.New()}
+		if f.name, err = SafePath(unescapeName(a[2])); err != nil {
+			f.name, f.skip = "file-"+strconv.FormatInt(i, 10), "no usable file name"
+		}
+		sum += size
+		files = append(files, f)
+	}
+	if _, _, err := l.expect("END"); err != nil {
+		return nil, 0, err
+	}
+	if sum != total {
+		return nil, 0, protoErr("the files add up to %d bytes, not %d", sum, total)
+	}
+	return files, total, nil
+}
+
+// plan decides, for each file, whether it can be saved and how much of its
+// .part can be kept (hashing that much into f.h).
+func plan(root *os.Root, files []*incoming) {
+	seen := make(map[string]bool)
+	for _, f := range files {
+		if f.skip != "" {
+			continue
+		}
+		if seen[f.name] || seen[f.name+partSuffix] {
+			f.skip = "the same name twice in one offer"
+			continue
+		}
+		seen[f.name] = true
+		if why := checkParents(root, f.name); why != "" {
+			f.skip = why
+			continue
+		}
+		part := f.name + partSuffix
+		fi, err := root.Lstat(part)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case err != nil:
+			f.skip = "cannot check " + part + ": " + errText(err)
+			continue
+		case !fi.Mode().IsRegular():
+			f.skip = part + " exists and is not a regular file"
+			continue
+		case fi.Size() > f.size:
+			continue // not a prefix of this file: it will be overwritten
+		}
+		pf, err := root.OpenFile(part, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		if err != nil {
+			continue
+		}
+		n, err := io.Copy(f.h, pf)
+		pf.Close()
+		if err != nil || n != fi.Size() {
+			f.h.Reset()
+			continue
+		}
+		f.have = n
+	}
+}
+
+// checkParents refuses a path whose folders exist as something else than
+// plain folders (a symlink planted in the receiving folder, a file).
+func checkParents(root *os.Root, name string) string {
+	dir := path.Dir(name)
+	if dir == "." {
+		return ""
+	}
+	p := ""
+	for _, e := range splitPath(dir) {
+		p = path.Join(p, e)
+		fi, err := root.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return ""
+		}
+		if err != nil {
+			return "cannot check " + p + ": " + errText(err)
+		}
+		if !fi.IsDir() {
+			return p + " exists and is not a folder"
+		}
+	}
+	return ""
+}
+
+func splitPath(p string) []string {
+	var out []string
+	for p != "" {
+		i := 0
+		for i < len(p) && p[i] != '/' {
+			i++
+		}
+		out = append(out, p[:i])
+		if i == len(p) {
+			break
+		}
+		p = p[i+1:]
+	}
+	return out
+}
+
+// receiveFile writes n bytes at off into NAME.part and checks the SUM
+// line that follows against the hash of the whole part.
+func receiveFile(root *os.Root, l *Link, f *incoming, off, n int64, buf []byte, m Meter) (string, error) {
+	if dir := path.Dir(f.name); dir != "." {
+		if err := root.MkdirAll(dir, 0o755); err != nil {
+			return "", skipData(l, n, fmt.Errorf("create folder %s: %s", dir, errText(err)))
+		}
+	}
+	part := f.name + partSuffix
+	flags := os.O_WRONLY | os.O_CREATE | syscall.O_NOFOLLOW
+	if off == 0 {
+		flags |= os.O_TRUNC
+		f.h.Reset()
+	}
+	out, err := root.OpenFile(part, flags, 0o644)
+	if err != nil {
+		return "", skipData(l, n, fmt.Errorf("create %s: %s", part, errText(err)))
+	}
+	defer out.Close()
+	if off > 0 {
+		if err := out.Truncate(off); err != nil {
+			return "", skipData(l, n, err)
+		}
+		if _, err := out.Seek(off, io.SeekStart); err != nil {
+			return "", skipData(l, n, err)
+		}
+	}
+	var werr error
+	for left := n; left > 0; {
+		b := buf[:min(int64(len(buf)), left)]
+		l.readDeadline()
+		k, err := io.ReadFull(l.r, b)
+		if err != nil {
+			return "", fmt.Errorf("%w: %v", errLink, err)
+		}
+		f.h.Write(b[:k])
+		if werr == nil {
+			if _, err := out.Write(b[:k]); err != nil {
+				werr = err // keep reading: the link stays in step
+			}
+		}
+		left -= int64(k)
+		if m != nil {
+			m.Bytes(k)
+		}
+	}
+	_, rest, err := l.expect("SUM")
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", errLink, err)
+	}
+	a, err := fields(rest, 2, false)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", errLink, err)
+	}
+	if werr != nil {
+		return "", fmt.Errorf("write %s: %s", part, errText(werr))
+	}
+	if err := out.Close(); err != nil {
+		return "", fmt.Errorf("write %s: %s", part, errText(err))
+	}
+	sum := hex.EncodeToString(f.h.Sum(nil))
+	if a[1] != sum {
+		// Not what was sent: never keep it, never resume from it.
+		root.Remove(part)
+		return "", fmt.Errorf("hash mismatch: got %s, sender says %s", sum, clipText(a[1]))
+	}
+	return sum, nil
+}
+
+// skipData reads and drops the n bytes and the SUM of a file that cannot
+// be written, so that the link stays in step; err is the file's failure.
+func skipData(l *Link, n int64, err error) error {
+	if _, cerr := io.CopyN(io.Discard, l.r, n); cerr != nil {
+		return fmt.Errorf("%w: %v", errLink, cerr)
+	}
+	if _, _, cerr := l.expect("SUM"); cerr != nil {
+		return fmt.Errorf("%w: %v", errLink, cerr)
+	}
+	return err
+}
+
+// finalize renames NAME.part to NAME, or to the first free "NAME (n).ext"
+// unless overwrite is set; it returns the name used.
+func finalize(root *os.Root, name string, overwrite bool) (string, error) {
+	part := name + partSuffix
+	if overwrite {
+		if fi, err := root.Lstat(name); err == nil && fi.IsDir() {
+			return "", fmt.Errorf("%s is a folder", name)
+		}
+		if err := root.Rename(part, name); err != nil {
+			return "", errors.New(errText(err))
+		}
+		return name, nil
+	}
+	for n := 0; n <= 9999; n++ {
+		cand := name
+		if n > 0 {
+			cand = numbered(name, n)
+		}
+		// A hard link fails when the name exists: no race can make us
+		// replace a file that appeared meanwhile.
+		err := root.Link(part, cand)
+		if err == nil {
+			root.Remove(part)
+			return cand, nil
+		}
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		// No hard links here (some file systems): check, then rename.
+		if _, lerr := root.Lstat(cand); errors.Is(lerr, fs.ErrNotExist) {
+			if err := root.Rename(part, cand); err != nil {
+				return "", errors.New(errText(err))
+			}
+			return cand, nil
+		}
+	}
+	return "", fmt.Errorf("no free name for %s", name)
+}
+
+// errText is an error without the path that os puts in front, which would
+// show the receiver's folder to the sender.
+func errText(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Op + ": " + pe.Err.Error()
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Op + ": " + le.Err.Error()
+	}
+	return err.Error()
+}

@@ -70,6 +70,16 @@ func Listen(addr string) (*Peer, error) {
 	return p, nil
 }
 
+// LocalAddr is an address this host can dial the listener at: the
+// listening address, with loopback for the all-interfaces address.
+func (p *Peer) LocalAddr() string {
+	a := p.ln.Addr().(*net.TCPAddr)
+	if a.IP == nil || a.IP.IsUnspecified() {
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(a.Port))
+	}
+	return a.String()
+}
+
 // Port is the listening port.
 func (p *Peer) Port() int { return p.port }
 
@@ -216,6 +226,11 @@ func (o *ConnectOptions) defaults() {
 // ErrNoPath is returned by Connect when no path reached the peer in time.
 var ErrNoPath = errors.New("no path to the peer")
 
+// ErrRelayRefused is wrapped by Connect's error when the server would not
+// relay (it does not relay, or the ticket is not one it may relay): with
+// no direct path either, trying again will not help.
+var ErrRelayRefused = errors.New("relay refused")
+
 // Connect establishes the link for a granted ticket. Every path runs at
 // once, as soon as it may: this side dials the peer's endpoint from its
 // own peer port (the offerer at once, the other side a moment later, so
@@ -290,6 +305,8 @@ func (p *Peer) Connect(ctx context.Context, t Ticket, opts ConnectOptions) (*Lin
 			note(err)
 			if l != nil {
 				offer(l)
+			} else if errors.Is(err, ErrRelayRefused) && (opts.ForceRelay || t.PeerAddr == "") {
+				cancel() // the only path said no: fail now, not at the timeout
 			}
 		}()
 	}
@@ -492,7 +509,7 @@ func (p *Peer) relay(ctx context.Context, t Ticket, opts ConnectOptions) (*Link,
 	}
 	if !strings.HasPrefix(reply, "200") {
 		conn.Close()
-		return nil, fmt.Errorf("relay refused: %s", clipText(reply))
+		return nil, fmt.Errorf("%w: %s", ErrRelayRefused, clipText(reply))
 	}
 	conn.SetDeadline(time.Time{})
 	if r.Buffered() > 0 {

@@ -34,6 +34,7 @@ type Config struct {
 
 	// Direct links and files.
 	PeerListen     string        // address of the peer listener ("" for all interfaces, any port)
+	PeerAddrFile   string        // where to write the peer listener's address (for scripts)
 	Dir            string        // where accepted files are saved
 	Overwrite      bool          // replace existing files instead of saving "name (1).ext"
 	ConnectTimeout time.Duration // to make a direct link (or get it relayed)
@@ -100,6 +101,12 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader, stdout, stderr io.Wri
 		return 1
 	}
 	defer peer.Close()
+	if cfg.PeerAddrFile != "" {
+		if err := client.WriteFileAtomic(cfg.PeerAddrFile, peer.LocalAddr()+"\n"); err != nil {
+			fmt.Fprintln(stderr, "qchat chat: peer address file:", err)
+			return 1
+		}
+	}
 	cl, err := client.Dial(ctx, cfg.Server, client.Options{DialTimeout: cfg.Timeout, ReplyTimeout: cfg.Timeout, Peer: peer})
 	if err != nil {
 		fmt.Fprintln(stderr, "qchat chat:", err)

@@ -305,7 +305,7 @@ func (a *app) cmdSend(ctx context.Context, args []string) error {
 	}
 	count, total, name := o.Summary()
 	to := client.User{ID: id, Nick: a.nickOf(id)}
-	a.out.Emit(nil, fmt.Sprintf("* offering %s (%s, %s) to %s", protocol.Escape(name), client.Plural(count, "file"), client.FormatBytes(total), a.nameOf(id)))
+	a.out.Emit(nil, fmt.Sprintf("* offering %s to %s", client.OfferLabel(count, total, protocol.Escape(name)), a.nameOf(id)))
 	return a.run(ctx, "/send", func(ctx context.Context) error {
 		res, err := a.cl.SendFiles(ctx, strconv.FormatInt(id, 10), o, client.TransferOptions{
 			Connect: a.connectOpts(), Rate: a.cfg.Rate,

@@ -305,8 +305,7 @@ func (a *app) cmdPending(ctx context.Context, args []string) error {
 		case "chat":
 			plain = append(plain, "direct chat request from "+who)
 		case "file":
-			plain = append(plain, fmt.Sprintf("offer of %s (%s, %s) from %s", protocol.Escape(p.offer.Name),
-				client.Plural(p.offer.Count, "file"), client.FormatBytes(p.offer.Bytes), who))
+			plain = append(plain, fmt.Sprintf("offer of %s from %s", client.OfferLabel(p.offer.Count, p.offer.Bytes, protocol.Escape(p.offer.Name)), who))
 		default:
 			plain = append(plain, "friend request from "+who)
 		}

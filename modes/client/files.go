@@ -30,8 +30,14 @@ func ReadPasswordFile(path string) (string, error) {
 // file renamed into place), so that a script polling for it never reads
 // half of it.
 func WriteReadyFile(path string, id int64) error {
+	return WriteFileAtomic(path, fmt.Sprintln(id))
+}
+
+// WriteFileAtomic writes content to path through a temporary file renamed
+// into place.
+func WriteFileAtomic(path, content string) error {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(fmt.Sprintln(id)), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)

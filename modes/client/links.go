@@ -211,6 +211,9 @@ func (c *Client) SendFiles(ctx context.Context, who string, o *xfer.Offer, opts 
 		}
 		link, err := c.Link(ctx, t, opts.Connect)
 		if err != nil {
+			if errors.Is(err, xfer.ErrRelayRefused) && opts.Connect.ForceRelay {
+				return result(), err // the only path we may take is closed
+			}
 			lastErr = err
 			continue
 		}

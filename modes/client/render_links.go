@@ -72,8 +72,8 @@ func (p *Printer) Offer(o OfferEvent) string {
 	who := fmt.Sprintf("%s (%d)", protocol.Escape(o.FromNick), o.From)
 	plain := fmt.Sprintf("* %s wants a direct chat: /accept %d or /reject %d", who, o.From, o.From)
 	if o.Purpose == "file" {
-		plain = fmt.Sprintf("* %s offers %s (%s, %s): /accept %d or /reject %d",
-			who, protocol.Escape(o.Name), Plural(o.Count, "file"), FormatBytes(o.Bytes), o.From, o.From)
+		plain = fmt.Sprintf("* %s offers %s: /accept %d or /reject %d",
+			who, OfferLabel(o.Count, o.Bytes, protocol.Escape(o.Name)), o.From, o.From)
 	}
 	return p.Emit(OfferRecord{Type: "offer", Ticket: o.Ticket, Kind: o.Purpose, From: o.From, FromNick: o.FromNick,
 		Files: o.Count, Size: o.Bytes, Name: o.Name, Time: protocol.FormatTime(o.Time)}, plain)
@@ -139,6 +139,16 @@ func (p *Printer) FileFailed(peer int64, name string, err error) string {
 func (p *Printer) Direct(from User, m xfer.DirectMessage) string {
 	return p.Emit(DirectRecord{Type: "direct", ID: m.ID, From: from.ID, FromNick: from.Nick, Text: m.Text, Time: protocol.FormatTime(m.Time.UTC())},
 		fmt.Sprintf("%s %s (%d) [direct]: %s", p.Stamp(m.Time), protocol.Escape(from.Nick), from.ID, protocol.Escape(m.Text)))
+}
+
+// OfferLabel describes an offer: "report.pdf (1 file, 1.2 MiB)",
+// "album/ (12 files, 30.0 MiB)", or "3 files (4.8 MiB)". name must be safe
+// to show already.
+func OfferLabel(count int, bytes int64, name string) string {
+	if name == Plural(count, "file") {
+		return name + " (" + FormatBytes(bytes) + ")"
+	}
+	return name + " (" + Plural(count, "file") + ", " + FormatBytes(bytes) + ")"
 }
 
 // FormatBytes writes a size for people: 0 B, 999 B, 1.5 KiB, 3.2 MiB.

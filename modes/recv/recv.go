@@ -40,6 +40,7 @@ type Config struct {
 	MaxSize        int64    // refuse offers of more bytes in all (0: no cap)
 	Overwrite      bool     // replace existing files instead of "name (1).ext"
 	PeerListen     string   // the peer listener's address ("" for any)
+	PeerAddrFile   string   // where to write the peer listener's address (for scripts)
 	ConnectTimeout time.Duration
 	IdleTimeout    time.Duration
 	ForceRelay     bool
@@ -83,6 +84,12 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	defer peer.Close()
+	if cfg.PeerAddrFile != "" {
+		if err := client.WriteFileAtomic(cfg.PeerAddrFile, peer.LocalAddr()+"\n"); err != nil {
+			fmt.Fprintln(stderr, "qchat recv: peer address file:", err)
+			return exitFailed
+		}
+	}
 	r := &receiver{cfg: cfg, pw: pw, out: client.NewPrinter(stdout, cfg.JSON), stderr: stderr, peer: peer}
 	return r.run(ctx)
 }
@@ -246,7 +253,7 @@ func offerWhat(o client.OfferEvent) string {
 	if o.Purpose == "chat" {
 		return "a direct chat"
 	}
-	return fmt.Sprintf("%s (%s, %s)", protocol.Escape(o.Name), client.Plural(o.Count, "file"), client.FormatBytes(o.Bytes))
+	return client.OfferLabel(o.Count, o.Bytes, protocol.Escape(o.Name))
 }
 
 // refusal says why an offer is refused, or "" to take it.
@@ -256,10 +263,10 @@ func (r *receiver) refusal(o client.OfferEvent) string {
 		return "qchat recv takes files, not chats"
 	case r.cfg.Dir == "":
 		return "no --dir to save files in"
-	case r.cfg.MaxSize > 0 && o.Bytes > r.cfg.MaxSize:
-		return fmt.Sprintf("%s is more than --max-size %s", client.FormatBytes(o.Bytes), client.FormatBytes(r.cfg.MaxSize))
 	case len(r.cfg.From) > 0 && !r.allowed(o):
 		return "not in --from"
+	case r.cfg.MaxSize > 0 && o.Bytes > r.cfg.MaxSize:
+		return fmt.Sprintf("%s is more than --max-size %s", client.FormatBytes(o.Bytes), client.FormatBytes(r.cfg.MaxSize))
 	}
 	return ""
 }

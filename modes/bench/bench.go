@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,10 +19,14 @@ type Config struct {
 	Server       string
 	Password     string // from QCHAT_PASSWORD; DefaultPassword when empty
 	PasswordFile string
-	Prefix       string        // nicknames: <prefix>-s<i>, <prefix>-r<i>, <prefix>-i<i>
+	Prefix       string        // nicknames: <prefix>-s<i>, <prefix>-r<i>, <prefix>-i<i>, <prefix>-g<i>
 	Clients      int           // idle logged-in connections to hold
 	Pairs        int           // sender/receiver pairs
 	Messages     int           // messages in all, split evenly among the pairs
+	Groups       []int         // group fan-out: online members of each group, one group after another
+	GroupMsgs    int           // messages posted to each group in all, split evenly among the senders
+	GroupSenders int           // members of a group that post to it
+	GroupWindow  int           // MSGs one group sender has waiting for their reply; 0: Window
 	Size         int           // bytes of message text
 	Rate         float64       // messages per second in all; 0 for as fast as possible
 	Window       int           // MSGs one sender has waiting for their reply
@@ -40,6 +45,7 @@ const DefaultPassword = "qchat-bench"
 // Defaults returns a Config with every default filled in.
 func Defaults() Config {
 	return Config{Prefix: "bench", Pairs: 10, Messages: 1_000_000, Size: 64, Window: 256,
+		GroupMsgs: 1000, GroupSenders: 1,
 		Settle: 10 * time.Second, Connect: 64, Timeout: 5 * time.Minute}
 }
 
@@ -103,14 +109,36 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// maxGroup is the largest --group-members: the group's name,
+// #<prefix>-fan<members>, must stay within 32 characters.
+const maxGroup = 1_000_000
+
 func check(cfg *Config) error {
+	var groups []int
+	for _, n := range cfg.Groups {
+		if n < 0 || n == 1 || n > maxGroup {
+			return fmt.Errorf("--group-members must be 2 to %d (0: no group)", maxGroup)
+		}
+		if n > 0 {
+			groups = append(groups, n)
+		}
+	}
+	cfg.Groups = groups
 	switch {
 	case cfg.Server == "":
 		return errors.New("--server (or QCHAT_SERVER) is required")
 	case cfg.Clients < 0 || cfg.Pairs < 0 || cfg.Messages < 0:
 		return errors.New("--clients, --pairs and --messages must not be negative")
-	case cfg.Pairs == 0 && cfg.Clients == 0:
-		return errors.New("nothing to do: give --pairs or --clients")
+	case cfg.Pairs == 0 && cfg.Clients == 0 && len(cfg.Groups) == 0:
+		return errors.New("nothing to do: give --pairs, --clients or --group-members")
+	case len(cfg.Groups) > 0 && cfg.GroupSenders < 1:
+		return errors.New("--group-senders must be at least 1")
+	case len(cfg.Groups) > 0 && cfg.GroupSenders > slices.Min(cfg.Groups):
+		return errors.New("--group-senders must not be more than --group-members")
+	case len(cfg.Groups) > 0 && cfg.GroupMsgs < 1:
+		return errors.New("--group-messages must be at least 1")
+	case cfg.GroupWindow < 0:
+		return errors.New("--group-window must not be negative")
 	case cfg.Size < 1 || cfg.Size > 4096:
 		return errors.New("--size must be 1 to 4096 bytes (the server's text limit)")
 	case cfg.Window < 1:
@@ -122,6 +150,10 @@ func check(cfg *Config) error {
 	}
 	if cfg.Pairs > 0 && cfg.Messages < cfg.Pairs {
 		cfg.Messages = cfg.Pairs
+	}
+	cfg.GroupMsgs = max(cfg.GroupMsgs, cfg.GroupSenders)
+	if cfg.GroupWindow == 0 {
+		cfg.GroupWindow = cfg.Window
 	}
 	cfg.Connect = max(cfg.Connect, 1)
 	return nil
@@ -138,7 +170,8 @@ func runToken() string {
 }
 
 // do runs the phases: idle connections (and the server's memory for
-// them), then the traffic of the pairs with the idle ones still there.
+// them), then the traffic of the pairs, then each group's fan-out, with
+// the idle ones still there.
 func (b *bench) do(ctx context.Context) (*result, error) {
 	cfg := b.cfg
 	res := &result{cfg: cfg}
@@ -156,9 +189,25 @@ func (b *bench) do(ctx context.Context) (*result, error) {
 			return nil, err
 		}
 	}
-	if cfg.Pairs == 0 {
-		return res, nil
+	if cfg.Pairs > 0 {
+		if err := b.doPairs(ctx, res); err != nil {
+			if res.lat == nil {
+				return nil, err
+			}
+			return res, err
+		}
 	}
+	for _, n := range cfg.Groups {
+		if err := b.doGroup(ctx, res, n); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// doPairs logs in the pairs and runs their traffic.
+func (b *bench) doPairs(ctx context.Context, res *result) error {
+	cfg := b.cfg
 	fmt.Fprintf(b.stderr, "logging in %d pairs\n", cfg.Pairs)
 	nicks := make([]string, 2*cfg.Pairs)
 	for i := range cfg.Pairs {
@@ -174,7 +223,7 @@ func (b *bench) do(ctx context.Context) (*result, error) {
 		}
 	}()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	pairs := make([]*pair, cfg.Pairs)
 	for i := range pairs {
@@ -193,14 +242,14 @@ func (b *bench) do(ctx context.Context) (*result, error) {
 	b.readers.Wait()
 	res.addPairs(pairs, start)
 	if err := ctx.Err(); err != nil {
-		return res, fmt.Errorf("stopped before the end: %w", err)
+		return fmt.Errorf("stopped before the end: %w", err)
 	}
 	for _, p := range pairs {
 		if e := p.lastErr.Load(); e != nil {
-			return res, errors.New(*e)
+			return errors.New(*e)
 		}
 	}
-	return res, nil
+	return nil
 }
 
 // holdIdle logs in cfg.Clients idle connections, each with a goroutine
@@ -224,7 +273,7 @@ func (b *bench) holdIdle(ctx context.Context, res *result) ([]*conn, error) {
 	// Each idle client reads from the moment it is logged in, as a real
 	// one does: in LAN mode every later login is announced to it, and a
 	// client that did not read would make the server queue that storm.
-	conns, err := b.connectAll(ctx, nicks, 512, func(c *conn) { go b.idleLoop(c, &res.idleEvents) })
+	conns, err := b.connectAll(ctx, nicks, 512, func(_ int, c *conn) { go b.idleLoop(c, &res.idleEvents) })
 	res.loginTime = time.Since(t)
 	if err != nil {
 		for _, c := range conns {
@@ -272,9 +321,10 @@ func (b *bench) idleLoop(c *conn, events *atomic.Int64) {
 }
 
 // connectAll logs in every nick with at most cfg.Connect logins in flight,
-// calling started (when not nil) with each connection once it is logged in.
+// calling started (when not nil) with each connection and its index in
+// nicks once it is logged in.
 // On error the slice holds the connections made so far (others nil).
-func (b *bench) connectAll(ctx context.Context, nicks []string, bufSize int, started func(*conn)) ([]*conn, error) {
+func (b *bench) connectAll(ctx context.Context, nicks []string, bufSize int, started func(int, *conn)) ([]*conn, error) {
 	conns := make([]*conn, len(nicks))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -310,7 +360,7 @@ func (b *bench) connectAll(ctx context.Context, nicks []string, bufSize int, sta
 				}
 				conns[i] = c
 				if started != nil {
-					started(c)
+					started(i, c)
 				}
 				if d := done.Add(1); progress && d%1000 == 0 {
 					fmt.Fprintf(b.stderr, "  %d/%d logged in\n", d, len(nicks))

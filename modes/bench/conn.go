@@ -17,8 +17,8 @@ import (
 // conn is one raw, logged-in connection. The bench speaks the wire itself
 // rather than through modes/client: a load tool must cost the shared CPU
 // as little as it can, so that what it measures is the server. Lines are
-// built and parsed with the protocol package except on the two hot paths
-// (the MSG event and the 250 reply), which are read by hand.
+// built and parsed with the protocol package except on the hot paths (the
+// MSG and GMSG events and the 250 reply), which are read by hand.
 //
 // One goroutine reads; writes go through w under mu.
 type conn struct {
@@ -165,20 +165,31 @@ type msgEvent struct {
 
 // parseMsg reads "MSG <msgid> <from> <from_nick> <time> <text>" by hand;
 // ok is false for any other line.
-func parseMsg(l []byte) (ev msgEvent, ok bool) {
-	rest, ok := bytes.CutPrefix(l, []byte("MSG "))
+func parseMsg(l []byte) (ev msgEvent, ok bool) { return parseDurable(l, "MSG ", 4) }
+
+// parseGMsg reads "GMSG <msgid> <from> <from_nick> <time> #<group> <text>"
+// by hand; ok is false for any other line.
+func parseGMsg(l []byte) (ev msgEvent, ok bool) { return parseDurable(l, "GMSG ", 5) }
+
+// parseDurable reads an event "<kind><msgid> <arg>... <text>" with fields
+// words before the text, the first of them the msgid.
+func parseDurable(l []byte, kind string, fields int) (ev msgEvent, ok bool) {
+	rest, ok := bytes.CutPrefix(l, []byte(kind))
 	if !ok {
 		return ev, false
 	}
-	var f [4][]byte
-	for i := range f {
+	for i := range fields {
 		j := bytes.IndexByte(rest, ' ')
 		if j < 0 {
-			return ev, false
+			return msgEvent{}, false
 		}
-		f[i], rest = rest[:j], rest[j+1:]
+		if i == 0 {
+			ev.id = rest[:j]
+		}
+		rest = rest[j+1:]
 	}
-	return msgEvent{id: f[0], text: rest}, true
+	ev.text = rest
+	return ev, true
 }
 
 // reply is a tagged reply line as the sender reads it.

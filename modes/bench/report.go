@@ -26,7 +26,18 @@ type result struct {
 	confirmed, delivered, stored int64
 	refused                      int64
 	elapsed, confirmElapsed      time.Duration
-	lat, conf                    *hist
+	lat, conf                    *hist // nil when the pairs did not run
+
+	groups []*groupResult // one per group, in the order run
+}
+
+// pairsPerS is the one-to-one figure: delivered msgs/s, 0 when the pairs
+// did not run.
+func (r *result) pairsPerS() float64 {
+	if r.lat == nil {
+		return 0
+	}
+	return perSecond(r.received, r.elapsed)
 }
 
 func (r *result) addPairs(pairs []*pair, start int64) {
@@ -76,9 +87,21 @@ func (r *result) writeText(w io.Writer) {
 				cfg.Hold, float64(r.rssHeld)/(1<<20), r.kibPerConn(r.rssHeld))
 		}
 	}
-	if cfg.Pairs == 0 || r.lat == nil {
-		return
+	if cfg.Pairs > 0 && r.lat != nil {
+		r.writePairs(w)
 	}
+	for _, g := range r.groups {
+		g.writeText(w, cfg)
+	}
+	if r.lat != nil {
+		for _, g := range r.groups {
+			fmt.Fprintf(w, "fan-out:   %s\n", fanLine(g.members, g.deliveriesPerS(), r.pairsPerS()))
+		}
+	}
+}
+
+func (r *result) writePairs(w io.Writer) {
+	cfg := r.cfg
 	rate := "as fast as possible"
 	if cfg.Rate > 0 {
 		rate = fmt.Sprintf("%.0f msgs/s offered", cfg.Rate)
@@ -90,10 +113,31 @@ func (r *result) writeText(w io.Writer) {
 	if r.stale > 0 {
 		fmt.Fprintf(w, "stale:     %d messages of an earlier run received and acknowledged\n", r.stale)
 	}
-	fmt.Fprintf(w, "latency:   p50 %.3fms  p90 %.3fms  p99 %.3fms  p99.9 %.3fms  max %.3fms  (sent to received)\n",
-		ms(r.lat.quantile(.5)), ms(r.lat.quantile(.9)), ms(r.lat.quantile(.99)), ms(r.lat.quantile(.999)), ms(time.Duration(r.lat.max)))
-	fmt.Fprintf(w, "confirm:   p50 %.3fms  p90 %.3fms  p99 %.3fms  p99.9 %.3fms  max %.3fms  (sent to 250 reply)\n",
-		ms(r.conf.quantile(.5)), ms(r.conf.quantile(.9)), ms(r.conf.quantile(.99)), ms(r.conf.quantile(.999)), ms(time.Duration(r.conf.max)))
+	writeLatency(w, "latency:", r.lat, "sent to received")
+	writeLatency(w, "confirm:", r.conf, "sent to 250 reply")
+}
+
+func (g *groupResult) writeText(w io.Writer, cfg Config) {
+	senders := "1 sender"
+	if g.senders != 1 {
+		senders = fmt.Sprintf("%d senders", g.senders)
+	}
+	fmt.Fprintf(w, "group:     %s, %d members online, %s, %d messages of %d bytes, window %d (set up in %.1fs)\n",
+		g.name, g.members, senders, g.messages, cfg.Size, cfg.GroupWindow, g.setup.Seconds())
+	fmt.Fprintf(w, "posted:    %d confirmed in %.3fs: %.0f msgs/s (%d delivered, %d stored, %d refused)\n",
+		g.confirmed, g.confirmElapsed.Seconds(), g.postedPerS(), g.delivered, g.stored, g.refused)
+	fmt.Fprintf(w, "fanned:    %d of %d deliveries in %.3fs: %.0f deliveries/s\n",
+		g.deliveries, g.expected, g.elapsed.Seconds(), g.deliveriesPerS())
+	if g.stale > 0 {
+		fmt.Fprintf(w, "stale:     %d messages of an earlier run received and acknowledged\n", g.stale)
+	}
+	writeLatency(w, "latency:", g.lat, "sent to received")
+	writeLatency(w, "confirm:", g.conf, "sent to 250 reply: the last member's ACK")
+}
+
+func writeLatency(w io.Writer, label string, h *hist, what string) {
+	fmt.Fprintf(w, "%-10s p50 %.3fms  p90 %.3fms  p99 %.3fms  p99.9 %.3fms  max %.3fms  (%s)\n", label,
+		ms(h.quantile(.5)), ms(h.quantile(.9)), ms(h.quantile(.99)), ms(h.quantile(.999)), ms(time.Duration(h.max)), what)
 }
 
 func (r *result) kibPerConn(rss int64) float64 {
@@ -147,6 +191,29 @@ func (r *result) writeJSON(w io.Writer) {
 		out["msgs_per_s"] = perSecond(r.received, r.elapsed)
 		out["latency"] = latencyOf(r.lat)
 		out["confirm_latency"] = latencyOf(r.conf)
+	}
+	if len(cfg.Groups) > 0 {
+		out["group_members"] = cfg.Groups
+		out["group_messages"] = cfg.GroupMsgs
+		out["group_senders"] = cfg.GroupSenders
+		out["group_window"] = cfg.GroupWindow
+		groups := make([]map[string]any, len(r.groups))
+		for i, g := range r.groups {
+			o := map[string]any{
+				"group": g.name, "members": g.members, "senders": g.senders, "messages": g.messages,
+				"setup_s": g.setup.Seconds(), "sent": g.sent, "confirmed": g.confirmed,
+				"confirmed_delivered": g.delivered, "confirmed_stored": g.stored, "refused": g.refused,
+				"deliveries": g.deliveries, "expected_deliveries": g.expected, "stale": g.stale,
+				"elapsed_s": g.elapsed.Seconds(), "confirm_elapsed_s": g.confirmElapsed.Seconds(),
+				"posted_per_s": g.postedPerS(), "deliveries_per_s": g.deliveriesPerS(),
+				"latency": latencyOf(g.lat), "confirm_latency": latencyOf(g.conf),
+			}
+			if p := r.pairsPerS(); p > 0 {
+				o["vs_one_to_one"] = g.deliveriesPerS() / p
+			}
+			groups[i] = o
+		}
+		out["groups"] = groups
 	}
 	b, _ := json.Marshal(out)
 	w.Write(append(b, '\n'))

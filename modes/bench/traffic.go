@@ -196,31 +196,32 @@ func (p *pair) receive() {
 			}
 			return
 		}
-		ev, ok := parseMsg(l)
-		if !ok {
+		if ev, ok := parseMsg(l); !ok {
 			p.other(p.rcv, l)
-			continue
-		}
-		if text, ok := bytes.CutPrefix(ev.text, run); ok {
-			now := b.now()
-			if sent, ok := sentTime(text); ok {
-				p.lat.add(time.Duration(now - sent))
-			}
-			p.firstRecv.CompareAndSwap(0, now)
-			p.lastRecv.Store(now)
-			if p.received.Add(1) == n {
-				close(p.gotAll)
-			}
 		} else {
-			p.stale.Add(1)
+			if text, ok := bytes.CutPrefix(ev.text, run); ok {
+				now := b.now()
+				if sent, ok := sentTime(text); ok {
+					p.lat.add(time.Duration(now - sent))
+				}
+				p.firstRecv.CompareAndSwap(0, now)
+				p.lastRecv.Store(now)
+				if p.received.Add(1) == n {
+					close(p.gotAll)
+				}
+			} else {
+				p.stale.Add(1)
+			}
+			if nacks > 0 {
+				acks = append(acks, ',')
+			}
+			acks = append(acks, ev.id...)
+			nacks++
 		}
-		if nacks > 0 {
-			acks = append(acks, ',')
-		}
-		acks = append(acks, ev.id...)
-		nacks++
-		// One ACK per read from the socket, or per 512 ids.
-		if p.rcv.r.Buffered() == 0 || nacks == 512 {
+		// One ACK per read from the socket, or per 512 ids, checked after
+		// every line: a read that ends with another line (presence)
+		// must not leave its messages unacknowledged.
+		if nacks > 0 && (p.rcv.r.Buffered() == 0 || nacks == 512) {
 			if err := p.rcv.ack(acks); err != nil {
 				p.fail(err)
 				return

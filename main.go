@@ -21,6 +21,7 @@ import (
 
 	"qchat/modes/bench"
 	"qchat/modes/chat"
+	"qchat/modes/client"
 	"qchat/modes/recv"
 	"qchat/modes/serve"
 )
@@ -116,6 +117,9 @@ func runServe(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.AckGrace, "ack-grace", cfg.AckGrace, "time an online recipient has to acknowledge before a message is written to disk")
 	fs.StringVar(&cfg.Presence, "presence", cfg.Presence, "who hears a user come and go: lan (everyone) or friends")
 	fs.DurationVar(&cfg.NudgeEvery, "nudge-interval", cfg.NudgeEvery, "at most one nudge per sender and recipient in this time")
+	fs.DurationVar(&cfg.OfferTimeout, "offer-timeout", cfg.OfferTimeout, "a direct chat or file offer not answered in this time is refused")
+	noRelay := fs.Bool("no-relay", false, "never relay direct links (peers that cannot reach each other then fail)")
+	fs.DurationVar(&cfg.RelayIdle, "relay-idle", cfg.RelayIdle, "a relayed link with no bytes moving for this long is closed")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if code, done := parse(fs, args, stderr); done {
 		return code
@@ -125,6 +129,7 @@ func runServe(args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	cfg.MaxOutbound = int(*maxOut)
+	cfg.Relay = !*noRelay
 	if cfg.HashCost < 4 || cfg.HashCost > 31 {
 		fmt.Fprintln(stderr, "qchat serve: --hash-cost must be 4 to 31")
 		return exitUsage
@@ -149,6 +154,12 @@ type clientFlags struct {
 	server, user, passwordFile string
 	json, noHistory            bool
 	timeout                    time.Duration
+
+	// direct links and files
+	peerListen, peerAddr    string
+	dir                     string
+	overwrite, relay        bool
+	connectTimeout, idleOut time.Duration
 }
 
 func (c *clientFlags) register(fs *pflag.FlagSet) {
@@ -157,6 +168,12 @@ func (c *clientFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.passwordFile, "password-file", "", "read the password from the first line of this file")
 	fs.BoolVar(&c.json, "json", false, "print one JSON object per line, each with a \"type\"")
 	fs.BoolVar(&c.noHistory, "no-history", false, "keep no local history files")
+	fs.StringVar(&c.peerListen, "peer-listen", ":0", "address of the peer listener for direct links (all interfaces, any port by default)")
+	fs.StringVar(&c.peerAddr, "peer-addr-file", "", "write the peer listener's address to this file once listening (for scripts)")
+	fs.BoolVar(&c.overwrite, "overwrite", false, "replace existing files with received ones (default: save as \"name (1).ext\")")
+	fs.BoolVar(&c.relay, "relay", false, "always send direct links through the server's relay")
+	fs.DurationVar(&c.connectTimeout, "connect-timeout", 15*time.Second, "time to make a direct link (or have it relayed)")
+	fs.DurationVar(&c.idleOut, "idle-timeout", 30*time.Second, "a link with no bytes moving for this long has stalled")
 }
 
 func runChat(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -166,6 +183,9 @@ func runChat(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	linger := fs.Duration("linger", 0, "piped: keep receiving this long after the input ends")
 	ready := fs.String("ready-file", "", "write the logged-in id to this file once ready (for scripts)")
 	timeout := fs.Duration("timeout", 30*time.Second, "time to connect and to wait for each reply")
+	fs.StringVar(&cf.dir, "dir", ".", "folder for the files you accept")
+	maxChats := fs.Int("max-chats", 8, "direct chats open at once; more requests are refused (0: refuse every one)")
+	rate := sizeFlag(fs, "limit-rate", 0, "bytes per second of files sent, e.g. 10MiB (0: no limit)")
 	if code, done := parse(fs, args, stderr); done {
 		return code
 	}
@@ -178,6 +198,8 @@ func runChat(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return chat.Run(ctx, chat.Config{
 		Server: cf.server, User: cf.user, Password: os.Getenv("QCHAT_PASSWORD"), PasswordFile: cf.passwordFile,
 		JSON: cf.json, NoHistory: cf.noHistory, Linger: *linger, Timeout: *timeout, ReadyFile: *ready,
+		PeerListen: cf.peerListen, PeerAddrFile: cf.peerAddr, Dir: cf.dir, Overwrite: cf.overwrite, ConnectTimeout: cf.connectTimeout,
+		IdleTimeout: cf.idleOut, ForceRelay: cf.relay, MaxChats: *maxChats, Rate: *rate,
 	}, stdin, stdout, stderr)
 }
 
@@ -188,6 +210,9 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 	count := fs.IntP("count", "n", 0, "exit 0 after this many messages (0: no limit)")
 	timeout := fs.Duration("timeout", 0, "exit 3 if --count is not reached by then (0: wait forever); without --count, exit 0 then")
 	ready := fs.String("ready-file", "", "write the logged-in id to this file once receiving (for scripts)")
+	fs.StringVar(&cf.dir, "dir", "", "take file offers into this folder (without it, offers are refused)")
+	from := fs.StringSlice("from", nil, "take offers only from these ids or nicknames (comma-separated)")
+	maxSize := sizeFlag(fs, "max-size", 0, "refuse offers of more bytes in all, e.g. 100MiB (0: no cap)")
 	if code, done := parse(fs, args, stderr); done {
 		return code
 	}
@@ -200,6 +225,8 @@ func runRecv(args []string, stdout, stderr io.Writer) int {
 	return recv.Run(ctx, recv.Config{
 		Server: cf.server, User: cf.user, Password: os.Getenv("QCHAT_PASSWORD"), PasswordFile: cf.passwordFile,
 		JSON: cf.json, NoHistory: cf.noHistory, Count: *count, Timeout: *timeout, ReadyFile: *ready,
+		Dir: cf.dir, From: *from, MaxSize: *maxSize, Overwrite: cf.overwrite, PeerListen: cf.peerListen, PeerAddrFile: cf.peerAddr,
+		ConnectTimeout: cf.connectTimeout, IdleTimeout: cf.idleOut, ForceRelay: cf.relay,
 	}, stdout, stderr)
 }
 
@@ -225,6 +252,12 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Connect, "connect", cfg.Connect, "logins in flight at once")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "give up after this long (0: never)")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the result as one JSON object")
+	files := sizeFlag(fs, "files", 0, "file transfer instead of messages: send one file of this size (e.g. 1GiB), against a plain TCP copy")
+	small := fs.Int("small", 0, "file transfer: also send a folder of this many small files")
+	smallSize := sizeFlag(fs, "small-size", 16<<10, "bytes of each small file")
+	filesDir := fs.String("files-dir", "", "folder for the file transfer's files (default: the system's temp folder)")
+	filesRelay := fs.Bool("files-relay", false, "file transfer: measure the relay path too")
+	filesRuns := fs.Int("files-runs", 3, "file transfer: runs of each measurement (the median is reported)")
 	if code, done := parse(fs, args, stderr); done {
 		return code
 	}
@@ -235,6 +268,19 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	cfg.Password = os.Getenv("QCHAT_PASSWORD")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *files > 0 || *small > 0 {
+		if cfg.PasswordFile != "" {
+			pw, err := client.ReadPasswordFile(cfg.PasswordFile)
+			if err != nil {
+				fmt.Fprintln(stderr, "qchat bench:", err)
+				return exitUsage
+			}
+			cfg.Password = pw
+		}
+		return bench.RunFiles(ctx, bench.FilesConfig{Server: cfg.Server, Password: cfg.Password, Prefix: cfg.Prefix,
+			Size: *files, Small: *small, SmallSize: *smallSize, Dir: *filesDir, Relay: *filesRelay, Runs: *filesRuns,
+			Timeout: cfg.Timeout, JSON: cfg.JSON}, stdout, stderr)
+	}
 	return bench.Run(ctx, cfg, stdout, stderr)
 }
 

@@ -36,11 +36,24 @@ import (
 //	                       first write error; prints "flood: ..." saying which
 //	      waitclose        read until the server closes; prints "closed"
 //	      close            close the connection
+//	mkfile FILE SIZE
+//	    write SIZE bytes (512, 3MiB) of pseudo-random data to FILE, the
+//	    same bytes for the same SIZE: big files are made, never stored.
+//	waitsize FILE SIZE
+//	    poll until FILE exists and holds at least SIZE bytes (30s at most).
+//	hostilesend SERVER USER TO LOCAL NAME...
+//	    act as a hostile sender: log in as USER (password $QCHAT_PASSWORD),
+//	    offer LOCAL's bytes to TO under each raw NAME (Go-quoted; "../x",
+//	    "/etc/x", escapes), send what is accepted and print one line per
+//	    name: "saved NAME as PATH" or "refused NAME: why".
 var commands = map[string]func(ts *testscript.TestScript, neg bool, args []string){
-	"waitfile": cmdWaitfile,
-	"fmode":    cmdFmode,
-	"decode":   cmdDecode,
-	"rawconn":  cmdRawconn,
+	"waitfile":    cmdWaitfile,
+	"fmode":       cmdFmode,
+	"decode":      cmdDecode,
+	"rawconn":     cmdRawconn,
+	"mkfile":      cmdMkfile,
+	"waitsize":    cmdWaitsize,
+	"hostilesend": cmdHostileSend,
 }
 
 const waitLimit = 30 * time.Second

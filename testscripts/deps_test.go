@@ -13,6 +13,7 @@ import (
 	_ "qchat/modes/recv"
 	_ "qchat/modes/serve"
 	_ "qchat/protocol"
+	_ "qchat/xfer"
 )
 
 // readMain reads main.go (not importable) during the run, so that the test

@@ -429,7 +429,7 @@ func (p *Peer) dialPeer(ctx context.Context, t Ticket, opts ConnectOptions) (*Li
 		conn.Close()
 		return nil, errors.New("dialed our own endpoint")
 	}
-	l, err := p.hello(conn, t, opts.Idle)
+	l, err := p.hello(newLink(conn, opts.Idle), t)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -446,8 +446,10 @@ func isSelf(c net.Conn) bool {
 // hello runs the handshake of the side that speaks first: send HELLO, read
 // the peer's. In a simultaneous open (or through the relay) both sides
 // speak first, which works the same.
-func (p *Peer) hello(conn net.Conn, t Ticket, idle time.Duration) (*Link, error) {
-	l := newLink(conn, min(idle, p.helloWait))
+func (p *Peer) hello(l *Link, t Ticket) (*Link, error) {
+	idle := l.idle
+	l.idle = min(idle, p.helloWait)
+	defer l.SetIdle(idle)
 	if err := l.send("HELLO", t.ID, strconv.FormatInt(p.me.Load(), 10)); err != nil {
 		return nil, err
 	}
@@ -484,7 +486,9 @@ func (p *Peer) relay(ctx context.Context, t Ticket, opts ConnectOptions) (*Link,
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	r := bufio.NewReaderSize(conn, 4096)
+	// The reader becomes the link's: the peer's HELLO may come in the
+	// same segment as the server's 200.
+	r := bufio.NewReaderSize(conn, 64<<10)
 	readReply := func() (string, error) {
 		line, err := r.ReadString('\n')
 		if err != nil {
@@ -512,11 +516,7 @@ func (p *Peer) relay(ctx context.Context, t Ticket, opts ConnectOptions) (*Link,
 		return nil, fmt.Errorf("%w: %s", ErrRelayRefused, clipText(reply))
 	}
 	conn.SetDeadline(time.Time{})
-	if r.Buffered() > 0 {
-		conn.Close()
-		return nil, protoErr("relay: data before the link was open")
-	}
-	l, err := p.hello(conn, t, opts.Idle)
+	l, err := p.hello(newLinkReader(conn, r, opts.Idle), t)
 	if err != nil {
 		conn.Close()
 		return nil, err

@@ -117,6 +117,8 @@ func Receive(ctx context.Context, l *Link, opts ReceiveOptions, m Meter) ([]File
 	}
 	bufp := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(bufp)
+	dirs := &folders{root: root, sub: make(map[string]*os.Root)}
+	defer dirs.close()
 	for {
 		if l.r.Buffered() == 0 && l.w.Buffered() > 0 {
 			if err := l.flush(); err != nil { // answers go out before we wait
@@ -164,7 +166,14 @@ func Receive(ctx context.Context, l *Link, opts ReceiveOptions, m Meter) ([]File
 			continue
 		}
 		r.Resumed, r.Err = off, nil
-		sum, err := receiveFile(root, l, f, off, n, *bufp, m)
+		d, base, err := dirs.dir(f.name)
+		if err != nil {
+			err = skipData(l, n, err)
+		} else {
+			var sum string
+			sum, err = receiveFile(d, l, f, base, off, n, *bufp, m)
+			r.SHA256 = sum
+		}
 		if err != nil {
 			r.Err = err
 			if errors.Is(err, errLink) {
@@ -173,14 +182,17 @@ func Receive(ctx context.Context, l *Link, opts ReceiveOptions, m Meter) ([]File
 			l.writeLine("BAD", strconv.Itoa(int(idx)), err.Error())
 			continue
 		}
-		saved, err := finalize(root, f.name, opts.Overwrite)
+		saved, err := finalize(d, base, opts.Overwrite)
+		if dir := path.Dir(f.name); dir != "." {
+			saved = dir + "/" + saved
+		}
 		if err != nil {
 			r.Err = err
 			l.writeLine("BAD", strconv.Itoa(int(idx)), err.Error())
 			continue
 		}
-		r.Moved, r.SHA256, r.Path = n, sum, saved
-		l.writeLine("OK", strconv.Itoa(int(idx)), sum, saved)
+		r.Moved, r.Path = n, saved
+		l.writeLine("OK", strconv.Itoa(int(idx)), r.SHA256, saved)
 		if m != nil {
 			m.FileDone(*r)
 		}
@@ -332,15 +344,47 @@ func splitPath(p string) []string {
 	return out
 }
 
-// receiveFile writes n bytes at off into NAME.part and checks the SUM
-// line that follows against the hash of the whole part.
-func receiveFile(root *os.Root, l *Link, f *incoming, off, n int64, buf []byte, m Meter) (string, error) {
-	if dir := path.Dir(f.name); dir != "." {
-		if err := root.MkdirAll(dir, 0o755); err != nil {
-			return "", skipData(l, n, fmt.Errorf("create folder %s: %s", dir, errText(err)))
-		}
+// folders opens the folders that received files go into, once each, as
+// roots of their own below the receiving folder (so that a thousand files
+// in one folder cost one walk of its path, not a thousand).
+type folders struct {
+	root *os.Root
+	sub  map[string]*os.Root
+}
+
+// dir returns the root of name's folder, created if needed, and name's
+// base name.
+func (fs *folders) dir(name string) (*os.Root, string, error) {
+	dir, base := path.Split(name)
+	dir = path.Clean(dir)
+	if dir == "." {
+		return fs.root, base, nil
 	}
-	part := f.name + partSuffix
+	if r := fs.sub[dir]; r != nil {
+		return r, base, nil
+	}
+	if err := fs.root.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", fmt.Errorf("create folder %s: %s", dir, errText(err))
+	}
+	r, err := fs.root.OpenRoot(dir)
+	if err != nil {
+		return nil, "", fmt.Errorf("open folder %s: %s", dir, errText(err))
+	}
+	fs.sub[dir] = r
+	return r, base, nil
+}
+
+func (fs *folders) close() {
+	for _, r := range fs.sub {
+		r.Close()
+	}
+}
+
+// receiveFile writes n bytes at off into NAME.part (name is the base name
+// in the folder root) and checks the SUM line that follows against the
+// hash of the whole part.
+func receiveFile(root *os.Root, l *Link, f *incoming, name string, off, n int64, buf []byte, m Meter) (string, error) {
+	part := name + partSuffix
 	flags := os.O_WRONLY | os.O_CREATE | syscall.O_NOFOLLOW
 	if off == 0 {
 		flags |= os.O_TRUNC

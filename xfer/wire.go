@@ -43,7 +43,13 @@ type Link struct {
 }
 
 func newLink(conn net.Conn, idle time.Duration) *Link {
-	return &Link{conn: conn, r: bufio.NewReaderSize(conn, 64<<10), w: bufio.NewWriterSize(conn, 64<<10), idle: idle}
+	return newLinkReader(conn, bufio.NewReaderSize(conn, 64<<10), idle)
+}
+
+// newLinkReader makes a link that reads through r, which may hold bytes
+// of the link read already.
+func newLinkReader(conn net.Conn, r *bufio.Reader, idle time.Duration) *Link {
+	return &Link{conn: conn, r: r, w: bufio.NewWriterSize(conn, 64<<10), idle: idle}
 }
 
 // Close closes the connection.

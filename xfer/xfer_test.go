@@ -355,3 +355,44 @@ func TestSafePath(t *testing.T) {
 		t.Errorf("numbered: %q", got)
 	}
 }
+
+// TestStalledTransferFails: a receiver that stops reading makes the sender
+// fail after the idle timeout instead of sitting frozen, and the part of
+// the file that arrived stays for a resume.
+func TestStalledTransferFails(t *testing.T) {
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "big"), randomBytes(32<<20))
+	o, err := NewOffer(filepath.Join(src, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := listen(t, 1), listen(t, 2)
+	ta, tb := tickets(a, b, "stall")
+	la, lb := connectPair(t, a, b, ta, tb, ConnectOptions{Idle: 300 * time.Millisecond})
+	// The "receiver" answers GO and then reads nothing more.
+	go func() {
+		for {
+			v, _, err := lb.readLine()
+			if err != nil || v == "END" {
+				break
+			}
+		}
+		lb.send("GO")
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), ioWait)
+	defer cancel()
+	start := time.Now()
+	res, err := Send(ctx, la, o, nil)
+	if err == nil {
+		t.Fatal("a stalled transfer succeeded")
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("Send waited for the test's own deadline (%v) instead of the idle timeout", time.Since(start))
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("error %v, want a deadline", err)
+	}
+	if f := res.Files[0]; f.Err == nil || f.Moved != 0 {
+		t.Errorf("file result %+v", f)
+	}
+}

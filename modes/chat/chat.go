@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,7 +41,7 @@ type Config struct {
 	ConnectTimeout time.Duration // to make a direct link (or get it relayed)
 	IdleTimeout    time.Duration // a link with no bytes moving for this long has failed
 	ForceRelay     bool          // always go through the server's relay
-	MaxChats       int           // direct chats open at once; more are refused
+	MaxChats       int           // direct chats open at once; more are refused (0: none)
 	Rate           int64         // bytes per second of files sent, 0 for no limit
 }
 
@@ -84,12 +85,17 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader, stdout, stderr io.Wri
 	if a.cfg.Dir == "" {
 		a.cfg.Dir = "."
 	}
-	if a.cfg.MaxChats <= 0 {
-		a.cfg.MaxChats = 8
-	}
 	a.bgCtx, a.bgCancel = context.WithCancel(ctx)
 	defer a.bgCancel()
 	interactive := isTerminal(stdin) && isTerminal(stdout) && os.Getenv("TERM") != "" && os.Getenv("TERM") != "dumb"
+	if !interactive {
+		// Piped, Ctrl-C (SIGINT) ends the run like the end of input: what
+		// arrived is printed, the links are closed, the exit status told.
+		// On a terminal it cancels the running command instead.
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt)
+		defer stop()
+	}
 	a.out = client.NewPrinter(stdout, cfg.JSON)
 	if cfg.Server == "" {
 		fmt.Fprintln(stderr, "qchat chat: no server: use --server HOST:PORT or set QCHAT_SERVER")

@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"errors"
 	"io"
 	"net"
 	"sync"
@@ -179,7 +178,10 @@ func splice(a, b *relayHalf, idle time.Duration) (int64, int64) {
 }
 
 // copyIdle copies src to dst (first the bytes already read from src)
-// until EOF, an error, or no progress for idle.
+// until EOF, an error, or no progress for idle. It copies in chunks of
+// relayChunk through TCPConn.ReadFrom, which splices socket to socket in
+// the kernel (no copy through this process), refreshing the deadlines
+// between chunks.
 func copyIdle(dst, src net.Conn, first []byte, idle time.Duration) int64 {
 	var n int64
 	if len(first) > 0 {
@@ -189,24 +191,33 @@ func copyIdle(dst, src net.Conn, first []byte, idle time.Duration) int64 {
 		}
 		n += int64(len(first))
 	}
-	buf := make([]byte, 256<<10)
+	rf, ok := dst.(io.ReaderFrom)
+	if !ok {
+		rf = readerFrom{dst}
+	}
 	for {
-		src.SetReadDeadline(time.Now().Add(idle))
-		k, err := src.Read(buf)
-		if k > 0 {
-			dst.SetWriteDeadline(time.Now().Add(idle))
-			if _, werr := dst.Write(buf[:k]); werr != nil {
-				return n
-			}
-			n += int64(k)
-		}
+		now := time.Now()
+		src.SetReadDeadline(now.Add(idle))
+		dst.SetWriteDeadline(now.Add(idle))
+		k, err := rf.ReadFrom(&io.LimitedReader{R: src, N: relayChunk})
+		n += k
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				if tc, ok := dst.(*net.TCPConn); ok {
-					tc.CloseWrite() // pass the half-close on
-				}
+			return n
+		}
+		if k == 0 { // EOF: pass the half-close on
+			if tc, ok := dst.(*net.TCPConn); ok {
+				tc.CloseWrite()
 			}
 			return n
 		}
 	}
 }
+
+// relayChunk is what one splice moves before the deadlines are refreshed:
+// small enough that a slow but live link is not taken for a stalled one.
+const relayChunk = 256 << 10
+
+// readerFrom is io.Copy for a writer without ReadFrom.
+type readerFrom struct{ w io.Writer }
+
+func (r readerFrom) ReadFrom(src io.Reader) (int64, error) { return io.Copy(r.w, src) }

@@ -495,3 +495,41 @@ func TestEndToEnd(t *testing.T) {
 	b.login("bob", "pw bob with spaces")
 	b.quiet()
 }
+
+// TestStoreDeletesFromCallbacks: the writer's callbacks queue deletions
+// (messages acknowledged while being saved: thousands at once for a big
+// group) without waiting for the writer, which would wait for itself.
+func TestStoreDeletesFromCallbacks(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), ioWait)
+	defer cancel()
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	var items []Stored
+	for i := range 3 {
+		items = append(items, Stored{Recipient: 1001, ID: int64(i + 1), Kind: "MSG", Sender: 1000, Nick: "a", Time: time.Now(), Body: "x"})
+	}
+	saved := make(chan error, 1)
+	st.SaveInbox(items, func(err error) {
+		for i := range 10000 { // more than the job queue holds
+			st.DeleteInbox(int64(5000+i), []int64{1})
+		}
+		st.DeleteInbox(1001, []int64{1, 2})
+		saved <- err
+	})
+	select {
+	case err := <-saved:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the writer is stuck in its own callback")
+	}
+	// The writer still works, and the deletions were done.
+	if _, err := st.CreateUser(ctx, "after", "h"); err != nil {
+		t.Fatal(err)
+	}
+	left, err := st.Inbox(ctx, 1001)
+	if err != nil || len(left) != 1 || left[0].ID != 3 {
+		t.Fatalf("inbox after deletes: %+v, %v", left, err)
+	}
+}

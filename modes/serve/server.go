@@ -110,6 +110,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	st.Log = cfg.Log
 	defer func() {
 		if !ok {
 			st.Close()

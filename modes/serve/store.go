@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -123,7 +124,23 @@ type Store struct {
 	jobs chan *job
 	done chan struct{}
 
+	// Deletions wait here, not in jobs: they are queued from the writer's
+	// own callbacks (a message acknowledged while it was being saved), and
+	// a callback that waited for room in jobs would wait for itself.
+	delMu sync.Mutex
+	dels  []deletion
+	wake  chan struct{} // a deletion is waiting (capacity 1, never blocks)
+
+	// Log hears what the writer cannot report to anyone (slog.Default()
+	// unless set before use).
+	Log *slog.Logger
+
 	closeOnce sync.Once
+}
+
+type deletion struct {
+	recipient int64
+	ids       []int64
 }
 
 // job is one unit of work for the writer; fn runs inside the batch's
@@ -171,7 +188,7 @@ func OpenStore(dir, sync string) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	r.SetMaxOpenConns(4)
-	s := &Store{w: w, r: r, jobs: make(chan *job, 4096), done: make(chan struct{})}
+	s := &Store{w: w, r: r, jobs: make(chan *job, 4096), done: make(chan struct{}), wake: make(chan struct{}, 1), Log: slog.Default()}
 	go s.writer()
 	return s, nil
 }
@@ -192,17 +209,29 @@ func (s *Store) Close() error {
 const maxBatch = 2048
 
 // writer runs the jobs: it takes every job already queued (up to
-// maxBatch), runs them in one transaction, commits, then tells each.
+// maxBatch) and every deletion waiting, runs them in one transaction,
+// commits, then tells each job.
 func (s *Store) writer() {
 	defer close(s.done)
 	batch := make([]*job, 0, maxBatch)
-	for j := range s.jobs {
-		batch = append(batch[:0], j)
+	open := true
+	for open {
+		batch = batch[:0]
+		select {
+		case j, ok := <-s.jobs:
+			if !ok {
+				open = false
+				break
+			}
+			batch = append(batch, j)
+		case <-s.wake:
+		}
 	more:
-		for len(batch) < maxBatch {
+		for open && len(batch) < maxBatch {
 			select {
 			case j, ok := <-s.jobs:
 				if !ok {
+					open = false
 					break more
 				}
 				batch = append(batch, j)
@@ -210,16 +239,36 @@ func (s *Store) writer() {
 				break more
 			}
 		}
-		s.runBatch(batch)
+		s.runBatch(batch, s.takeDeletions())
+	}
+	// Deletions queued by the last callbacks.
+	if dels := s.takeDeletions(); len(dels) > 0 {
+		s.runBatch(nil, dels)
 	}
 }
 
-func (s *Store) runBatch(batch []*job) {
+func (s *Store) takeDeletions() []deletion {
+	s.delMu.Lock()
+	defer s.delMu.Unlock()
+	d := s.dels
+	s.dels = nil
+	return d
+}
+
+func (s *Store) runBatch(batch []*job, dels []deletion) {
+	if len(batch) == 0 && len(dels) == 0 {
+		return
+	}
 	errs := make([]error, len(batch))
 	tx, err := s.w.Begin()
 	if err == nil {
 		for i, j := range batch {
 			errs[i] = runJob(tx, j)
+		}
+		if derr := deleteInbox(tx, dels); derr != nil {
+			// The items stay and come again after a restart; clients
+			// drop what they have seen by id.
+			s.Log.Warn("store: delete acknowledged messages", "err", derr)
 		}
 		err = tx.Commit()
 	}
@@ -329,16 +378,35 @@ func (s *Store) SaveInbox(items []Stored, callback func(error)) {
 	}, false, callback)
 }
 
-// DeleteInbox queues the removal of acknowledged items; nothing waits.
+// DeleteInbox queues the removal of acknowledged items; nothing waits,
+// and it never blocks (it is called from the writer's own callbacks).
 func (s *Store) DeleteInbox(recipient int64, ids []int64) {
-	s.submit(func(tx *sql.Tx) error {
-		for _, id := range ids {
-			if _, err := tx.Exec(`DELETE FROM inbox WHERE recipient = ? AND id = ?`, recipient, id); err != nil {
+	s.delMu.Lock()
+	s.dels = append(s.dels, deletion{recipient, ids})
+	s.delMu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func deleteInbox(tx *sql.Tx, dels []deletion) error {
+	if len(dels) == 0 {
+		return nil
+	}
+	st, err := tx.Prepare(`DELETE FROM inbox WHERE recipient = ? AND id = ?`)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, d := range dels {
+		for _, id := range d.ids {
+			if _, err := st.Exec(d.recipient, id); err != nil {
 				return err
 			}
 		}
-		return nil
-	}, false, nil)
+	}
+	return nil
 }
 
 // Inbox returns a recipient's stored items in id order.

@@ -1,0 +1,158 @@
+package xfer
+
+import (
+	"context"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+// Benchmarks of a transfer on loopback, both sides in this process:
+//
+//	go test -run '^$' -bench . -benchtime 3x ./xfer/
+//
+// BenchmarkPlainCopy is the reference: the same bytes over TCP into a
+// file, no hashing. `qchat bench --files` measures the whole, with a
+// server, both paths and the CPU and memory of each side.
+
+const benchSize = 256 << 20
+
+func benchFile(b *testing.B) string {
+	b.Helper()
+	p := filepath.Join(b.TempDir(), "src.bin")
+	f, err := os.Create(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 1<<20)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	for range benchSize >> 20 {
+		f.Write(buf)
+	}
+	f.Close()
+	return p
+}
+
+func BenchmarkPlainCopy(b *testing.B) {
+	src := benchFile(b)
+	dst := filepath.Join(b.TempDir(), "dst.bin")
+	b.SetBytes(benchSize)
+	for b.Loop() {
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		done := make(chan struct{})
+		go func() {
+			c, _ := ln.Accept()
+			f, _ := os.Create(dst)
+			io.Copy(f, c)
+			f.Close()
+			c.Close()
+			close(done)
+		}()
+		c, _ := net.Dial("tcp", ln.Addr().String())
+		f, _ := os.Open(src)
+		io.Copy(c, f)
+		f.Close()
+		c.Close()
+		<-done
+		ln.Close()
+	}
+}
+
+func BenchmarkSendReceive(b *testing.B) {
+	src := benchFile(b)
+	o, err := NewOffer(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(benchSize)
+	for b.Loop() {
+		b.StopTimer()
+		dst := b.TempDir()
+		pa, _ := Listen("127.0.0.1:0")
+		pb, _ := Listen("127.0.0.1:0")
+		pa.SetMe(1)
+		pb.SetMe(2)
+		ta, tb := tickets(pa, pb, "bench")
+		b.StartTimer()
+		ctx := context.Background()
+		done := make(chan error, 1)
+		go func() {
+			lb, err := pb.Connect(ctx, tb, ConnectOptions{})
+			if err == nil {
+				_, err = Receive(ctx, lb, ReceiveOptions{Dir: dst}, nil)
+			}
+			done <- err
+		}()
+		la, err := pa.Connect(ctx, ta, ConnectOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Send(ctx, la, o, nil); err != nil {
+			b.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		pa.Close()
+		pb.Close()
+		b.StartTimer()
+	}
+}
+
+// BenchmarkSmallFiles is one offer of a folder of 1,000 files of 16 KiB.
+func BenchmarkSmallFiles(b *testing.B) {
+	src := filepath.Join(b.TempDir(), "small")
+	os.MkdirAll(src, 0o755)
+	data := make([]byte, 16<<10)
+	for i := range 1000 {
+		data[0] = byte(i)
+		os.WriteFile(filepath.Join(src, "f"+strconv.Itoa(i)), data, 0o644)
+	}
+	o, err := NewOffer(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(o.Total)
+	for b.Loop() {
+		b.StopTimer()
+		dst := b.TempDir()
+		pa, _ := Listen("127.0.0.1:0")
+		pb, _ := Listen("127.0.0.1:0")
+		pa.SetMe(1)
+		pb.SetMe(2)
+		ta, tb := tickets(pa, pb, "bench")
+		ctx := context.Background()
+		done := make(chan error, 1)
+		var lb *Link
+		go func() {
+			var err error
+			lb, err = pb.Connect(ctx, tb, ConnectOptions{})
+			done <- err
+		}()
+		la, err := pa.Connect(ctx, ta, ConnectOptions{})
+		if err != nil || <-done != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		go func() {
+			_, err := Receive(ctx, lb, ReceiveOptions{Dir: dst}, nil)
+			done <- err
+		}()
+		if _, err := Send(ctx, la, o, nil); err != nil {
+			b.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		pa.Close()
+		pb.Close()
+		b.StartTimer()
+	}
+}

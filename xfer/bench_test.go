@@ -63,6 +63,52 @@ func BenchmarkPlainCopy(b *testing.B) {
 	}
 }
 
+// benchLinks makes a fresh pair of peers and a direct link between them,
+// outside the timer; stop closes the peers.
+func benchLinks(b *testing.B) (la, lb *Link, stop func()) {
+	b.Helper()
+	b.StopTimer()
+	defer b.StartTimer()
+	pa, _ := Listen("127.0.0.1:0")
+	pb, _ := Listen("127.0.0.1:0")
+	pa.SetMe(1)
+	pb.SetMe(2)
+	ta, tb := tickets(pa, pb, "bench")
+	ctx := context.Background()
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		lb, err = pb.Connect(ctx, tb, ConnectOptions{})
+		done <- err
+	}()
+	la, err := pa.Connect(ctx, ta, ConnectOptions{})
+	if err != nil || <-done != nil {
+		b.Fatal("connect", err)
+	}
+	return la, lb, func() { b.StopTimer(); pa.Close(); pb.Close(); b.StartTimer() }
+}
+
+// benchTransfer sends o over a fresh link into a fresh folder.
+func benchTransfer(b *testing.B, o *Offer) {
+	b.StopTimer()
+	dst := b.TempDir()
+	b.StartTimer()
+	la, lb, stop := benchLinks(b)
+	defer stop()
+	ctx := context.Background()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Receive(ctx, lb, ReceiveOptions{Dir: dst}, nil)
+		done <- err
+	}()
+	if _, err := Send(ctx, la, o, nil); err != nil {
+		b.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+}
+
 func BenchmarkSendReceive(b *testing.B) {
 	src := benchFile(b)
 	o, err := NewOffer(src)
@@ -71,37 +117,7 @@ func BenchmarkSendReceive(b *testing.B) {
 	}
 	b.SetBytes(benchSize)
 	for b.Loop() {
-		b.StopTimer()
-		dst := b.TempDir()
-		pa, _ := Listen("127.0.0.1:0")
-		pb, _ := Listen("127.0.0.1:0")
-		pa.SetMe(1)
-		pb.SetMe(2)
-		ta, tb := tickets(pa, pb, "bench")
-		b.StartTimer()
-		ctx := context.Background()
-		done := make(chan error, 1)
-		go func() {
-			lb, err := pb.Connect(ctx, tb, ConnectOptions{})
-			if err == nil {
-				_, err = Receive(ctx, lb, ReceiveOptions{Dir: dst}, nil)
-			}
-			done <- err
-		}()
-		la, err := pa.Connect(ctx, ta, ConnectOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := Send(ctx, la, o, nil); err != nil {
-			b.Fatal(err)
-		}
-		if err := <-done; err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		pa.Close()
-		pb.Close()
-		b.StartTimer()
+		benchTransfer(b, o)
 	}
 }
 
@@ -120,39 +136,6 @@ func BenchmarkSmallFiles(b *testing.B) {
 	}
 	b.SetBytes(o.Total)
 	for b.Loop() {
-		b.StopTimer()
-		dst := b.TempDir()
-		pa, _ := Listen("127.0.0.1:0")
-		pb, _ := Listen("127.0.0.1:0")
-		pa.SetMe(1)
-		pb.SetMe(2)
-		ta, tb := tickets(pa, pb, "bench")
-		ctx := context.Background()
-		done := make(chan error, 1)
-		var lb *Link
-		go func() {
-			var err error
-			lb, err = pb.Connect(ctx, tb, ConnectOptions{})
-			done <- err
-		}()
-		la, err := pa.Connect(ctx, ta, ConnectOptions{})
-		if err != nil || <-done != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-		go func() {
-			_, err := Receive(ctx, lb, ReceiveOptions{Dir: dst}, nil)
-			done <- err
-		}()
-		if _, err := Send(ctx, la, o, nil); err != nil {
-			b.Fatal(err)
-		}
-		if err := <-done; err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		pa.Close()
-		pb.Close()
-		b.StartTimer()
+		benchTransfer(b, o)
 	}
 }

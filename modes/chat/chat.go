@@ -149,16 +149,42 @@ func (a *app) runPiped(ctx context.Context, stdin io.Reader, stderr io.Writer) i
 		a.finish()
 		return 1
 	}
-	sc := bufio.NewScanner(stdin)
-	sc.Buffer(make([]byte, 0, 64<<10), protocol.MaxLine)
+	// Lines are read on their own goroutine, so that a signal (ctx) ends
+	// the run even while the input is silent. It reads one line ahead at
+	// most: each command still runs to its end before the next one.
+	lines := make(chan string)
+	var scanErr error
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdin)
+		sc.Buffer(make([]byte, 0, 64<<10), protocol.MaxLine)
+		for sc.Scan() {
+			lines <- strings.TrimRight(sc.Text(), "\r")
+		}
+		scanErr = sc.Err()
+	}()
+	inputEnded := false
+	next := func() (string, bool) {
+		select {
+		case l, ok := <-lines:
+			inputEnded = !ok
+			return l, ok
+		case <-ctx.Done():
+			return "", false
+		}
+	}
 	a.nextSecret = func(string) (string, error) {
-		if !sc.Scan() {
+		l, ok := next()
+		if !ok {
 			return "", errors.New("input ended where a password was expected")
 		}
-		return strings.TrimRight(sc.Text(), "\r"), nil
+		return l, nil
 	}
-	for !a.quit && sc.Scan() {
-		line := strings.TrimRight(sc.Text(), "\r")
+	for !a.quit {
+		line, ok := next()
+		if !ok {
+			break
+		}
 		if strings.TrimSpace(line) == "" || strings.HasPrefix(strings.TrimSpace(line), "#") {
 			continue
 		}
@@ -167,9 +193,9 @@ func (a *app) runPiped(ctx context.Context, stdin io.Reader, stderr io.Writer) i
 			a.fail(stderr, commandName(line), err)
 		}
 	}
-	if err := sc.Err(); err != nil {
+	if inputEnded && scanErr != nil {
 		failed = true
-		a.fail(stderr, "input", err)
+		a.fail(stderr, "input", scanErr)
 	}
 	if !a.quit && a.cfg.Linger > 0 {
 		select {

@@ -115,8 +115,6 @@ func Receive(ctx context.Context, l *Link, opts ReceiveOptions, m Meter) ([]File
 			results[i].Err = errors.New(f.skip)
 		}
 	}
-	bufp := chunkPool.Get().(*[]byte)
-	defer chunkPool.Put(bufp)
 	dirs := &folders{root: root, sub: make(map[string]*os.Root)}
 	defer dirs.close()
 	for {
@@ -171,7 +169,7 @@ func Receive(ctx context.Context, l *Link, opts ReceiveOptions, m Meter) ([]File
 			err = skipData(l, n, err)
 		} else {
 			var sum string
-			sum, err = receiveFile(d, l, f, base, off, n, *bufp, m)
+			sum, err = receiveFile(d, l, f, base, off, n, m)
 			r.SHA256 = sum
 		}
 		if err != nil {
@@ -383,7 +381,7 @@ func (fs *folders) close() {
 // receiveFile writes n bytes at off into NAME.part (name is the base name
 // in the folder root) and checks the SUM line that follows against the
 // hash of the whole part.
-func receiveFile(root *os.Root, l *Link, f *incoming, name string, off, n int64, buf []byte, m Meter) (string, error) {
+func receiveFile(root *os.Root, l *Link, f *incoming, name string, off, n int64, m Meter) (string, error) {
 	part := name + partSuffix
 	flags := os.O_WRONLY | os.O_CREATE | syscall.O_NOFOLLOW
 	if off == 0 {
@@ -404,23 +402,26 @@ func receiveFile(root *os.Root, l *Link, f *incoming, name string, off, n int64,
 		}
 	}
 	var werr error
-	for left := n; left > 0; {
-		b := buf[:min(int64(len(buf)), left)]
+	err = pipe(n, func(b []byte) error {
 		l.readDeadline()
-		k, err := io.ReadFull(l.r, b)
-		if err != nil {
-			return "", fmt.Errorf("%w: %v", errLink, err)
+		if _, err := io.ReadFull(l.r, b); err != nil {
+			return fmt.Errorf("%w: %v", errLink, err)
 		}
-		f.h.Write(b[:k])
+		return nil
+	}, func(b []byte) error {
+		f.h.Write(b)
 		if werr == nil {
-			if _, err := out.Write(b[:k]); err != nil {
+			if _, err := out.Write(b); err != nil {
 				werr = err // keep reading: the link stays in step
 			}
 		}
-		left -= int64(k)
 		if m != nil {
-			m.Bytes(k)
+			m.Bytes(len(b))
 		}
+		return nil
+	})
+	if err != nil {
+		return "", err
 	}
 	_, rest, err := l.expect("SUM")
 	if err != nil {

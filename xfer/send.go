@@ -281,31 +281,30 @@ func copyData(l *Link, f *os.File, h hash.Hash, n int64, buf []byte, m Meter) er
 		return err
 	}
 	start, sent := time.Now(), int64(0)
-	for n > 0 {
-		b := buf[:min(int64(len(buf)), n)]
-		k, err := io.ReadFull(f, b)
-		if err != nil {
+	return pipe(n, func(b []byte) error {
+		if _, err := io.ReadFull(f, b); err != nil {
 			return fmt.Errorf("read %s: %w", f.Name(), err)
 		}
-		h.Write(b[:k])
+		h.Write(b)
+		return nil
+	}, func(b []byte) error {
 		l.writeDeadline()
-		if _, err := l.conn.Write(b[:k]); err != nil {
+		if _, err := l.conn.Write(b); err != nil {
 			return err
 		}
-		n -= int64(k)
 		if m != nil {
-			m.Bytes(k)
+			m.Bytes(len(b))
 		}
 		if l.rate > 0 {
 			// Hold back until the bytes sent fit the rate.
-			sent += int64(k)
+			sent += int64(len(b))
 			due := start.Add(time.Duration(float64(sent) / float64(l.rate) * float64(time.Second)))
 			if d := time.Until(due); d > 0 {
 				time.Sleep(d)
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // ackResult is what the receiver answered, file by file.

@@ -1,0 +1,366 @@
+package client
+
+import (
+	"math"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"qchat/protocol"
+)
+
+func TestParseOffer(t *testing.T) {
+	at := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		wire string
+		want OfferEvent
+	}{
+		{"OFFER abc 1000 alice " + wireTime + " file 3 1024 my photos/",
+			OfferEvent{Ticket: "abc", From: 1000, FromNick: "alice", Time: at, Purpose: "file", Count: 3, Bytes: 1024, Name: "my photos/"}},
+		{"OFFER t1 1001 bob " + wireTime + " chat",
+			OfferEvent{Ticket: "t1", From: 1001, FromNick: "bob", Time: at, Purpose: "chat"}},
+		{"OFFER t2 1001 bob " + wireTime + " file 1 0 empty.txt",
+			OfferEvent{Ticket: "t2", From: 1001, FromNick: "bob", Time: at, Purpose: "file", Count: 1, Bytes: 0, Name: "empty.txt"}},
+		// the name is the trailing argument: its inner spaces stay
+		{"OFFER t3 1001 bob " + wireTime + " file 12 31457280 two  spaces and more",
+			OfferEvent{Ticket: "t3", From: 1001, FromNick: "bob", Time: at, Purpose: "file", Count: 12, Bytes: 31457280, Name: "two  spaces and more"}},
+		{"OFFER t4 1002 小明 " + wireTime + " file 2 9223372036854775807 2 files",
+			OfferEvent{Ticket: "t4", From: 1002, FromNick: "小明", Time: at, Purpose: "file", Count: 2, Bytes: math.MaxInt64, Name: "2 files"}},
+		// hostile text is kept as it came: escaping is the printer's job
+		{"OFFER t5 1001 bob " + wireTime + " file 1 5 \x1b[31mred\u202egpj.exe",
+			OfferEvent{Ticket: "t5", From: 1001, FromNick: "bob", Time: at, Purpose: "file", Count: 1, Bytes: 5, Name: "\x1b[31mred\u202egpj.exe"}},
+		// any RFC 3339 time is read
+		{"OFFER t6 1001 bob 2026-11-22T11:00:00+01:00 chat",
+			OfferEvent{Ticket: "t6", From: 1001, FromNick: "bob", Time: at, Purpose: "chat"}},
+	} {
+		got, err := ParseOffer(line(t, tc.wire))
+		if err != nil {
+			t.Errorf("ParseOffer(%q): %v", tc.wire, err)
+			continue
+		}
+		if !got.Time.Equal(tc.want.Time) {
+			t.Errorf("ParseOffer(%q): time %v, want %v", tc.wire, got.Time, tc.want.Time)
+		}
+		got.Time = tc.want.Time
+		if got != tc.want {
+			t.Errorf("ParseOffer(%q) =\n %+v, want\n %+v", tc.wire, got, tc.want)
+		}
+	}
+}
+
+func TestParseOfferMalformed(t *testing.T) {
+	// Lines a server (or a broken one) could send that parse as lines but
+	// are no offer.
+	for _, wire := range []string{
+		"OFFER abc bob alice " + wireTime + " chat",       // from is not an id
+		"OFFER abc 0 alice " + wireTime + " chat",         // ids are positive
+		"OFFER abc -1000 alice " + wireTime + " chat",     // no sign
+		"OFFER abc 1000 alice yesterday chat",             // not a time
+		"OFFER abc 1000 alice 2026-11-22 chat",            // a date is not a time
+		"OFFER abc 1000 alice " + wireTime + " voice",     // unknown purpose
+		"OFFER abc 1000 alice " + wireTime + " CHAT",      // purposes are lower case
+		"OFFER abc 1000 alice " + wireTime + " chat more", // a chat has no summary
+		"OFFER abc 1000 alice " + wireTime + " file",      // a file offer needs its summary
+		"OFFER abc 1000 alice " + wireTime + " file 3 1024",
+		"OFFER abc 1000 alice " + wireTime + " file 0 1024 none",
+		"OFFER abc 1000 alice " + wireTime + " file -1 1024 negative",
+		"OFFER abc 1000 alice " + wireTime + " file x 1024 x",
+		"OFFER abc 1000 alice " + wireTime + " file 99999999999999999999 1 huge",
+		"OFFER abc 1000 alice " + wireTime + " file 1 -1 negative size",
+		"OFFER abc 1000 alice " + wireTime + " file 1 1.5 fractional",
+		"OFFER abc 1000 alice " + wireTime + " file 1 99999999999999999999 too big",
+		"OFFER abc 1000 alice " + wireTime + " chat 1 2 3", // chat with a summary
+		"CANCEL abc timeout",
+		"PRESENCE 1000 alice online",
+		"260 abc 1000 192.0.2.1:4000 " + wireTime, // the reply, not the event
+	} {
+		if o, err := ParseOffer(line(t, wire)); err == nil {
+			t.Errorf("ParseOffer(%q) = %+v, want an error", wire, o)
+		}
+	}
+	// Lines the line parser already refuses never reach ParseOffer; built
+	// by hand they must still be refused.
+	for _, l := range []protocol.Line{
+		{},
+		{Kind: "OFFER"},
+		{Kind: "OFFER", Args: []string{"abc", "1000", "alice", wireTime}},
+		{Kind: "OFFER", Args: []string{"abc", "1000", "alice", wireTime, "file", "1", "2", "x", "extra"}},
+		{Kind: "offer", Args: []string{"abc", "1000", "alice", wireTime, "chat"}},
+	} {
+		if o, err := ParseOffer(l); err == nil {
+			t.Errorf("ParseOffer(%+v) = %+v, want an error", l, o)
+		}
+	}
+	if _, err := protocol.ParseLine([]byte("OFFER abc 1000 alice")); err == nil {
+		t.Error("ParseLine took an OFFER with 3 arguments")
+	}
+}
+
+func TestParseCancel(t *testing.T) {
+	for _, tc := range []struct{ wire, ticket, why string }{
+		{"CANCEL abc timeout", "abc", "timeout"},
+		{"CANCEL 3kq7xw2m0a9d5f1h8j4n6p2r0t gone", "3kq7xw2m0a9d5f1h8j4n6p2r0t", "gone"},
+		// a reason from a newer server is passed on (the printer escapes it)
+		{"CANCEL abc withdrawn", "abc", "withdrawn"},
+	} {
+		ticket, why, err := ParseCancel(line(t, tc.wire))
+		if err != nil || ticket != tc.ticket || why != tc.why {
+			t.Errorf("ParseCancel(%q) = %q, %q, %v; want %q, %q", tc.wire, ticket, why, err, tc.ticket, tc.why)
+		}
+	}
+	for _, l := range []protocol.Line{
+		{},
+		{Kind: "CANCEL"},
+		{Kind: "CANCEL", Args: []string{"abc"}},
+		{Kind: "CANCEL", Args: []string{"abc", "timeout", "extra"}},
+		{Kind: "OFFER", Args: []string{"abc", "timeout"}},
+		{Code: 200, Text: "abc timeout"},
+	} {
+		if ticket, why, err := ParseCancel(l); err == nil {
+			t.Errorf("ParseCancel(%+v) = %q, %q, want an error", l, ticket, why)
+		}
+	}
+	for _, wire := range []string{"CANCEL abc", "CANCEL abc gone now", "CANCEL"} {
+		if _, err := protocol.ParseLine([]byte(wire)); err == nil {
+			t.Errorf("ParseLine(%q) took a CANCEL with the wrong arguments", wire)
+		}
+	}
+}
+
+func TestParseTicket(t *testing.T) {
+	by := time.Date(2026, 11, 22, 10, 2, 0, 0, time.UTC)
+	const ticket = "3kq7xw2m0a9d5f1h8j4n6p2r0t"
+	for _, tc := range []struct {
+		text, purpose string
+		peer          int64
+		addr          string
+	}{
+		{ticket + " 1001 192.0.2.1:4000 2026-11-22T10:02:00.000Z", "chat", 1001, "192.0.2.1:4000"},
+		{ticket + " 1002 [2001:db8::1]:50000 2026-11-22T10:02:00.000Z", "file", 1002, "[2001:db8::1]:50000"},
+		{ticket + "  1001   10.0.0.5:1  2026-11-22T10:02:00.000Z ", "file", 1001, "10.0.0.5:1"},
+	} {
+		got, err := parseTicket(tc.text, tc.purpose)
+		if err != nil {
+			t.Errorf("parseTicket(%q): %v", tc.text, err)
+			continue
+		}
+		if got.ID != ticket || got.Purpose != tc.purpose || got.Peer != tc.peer || got.PeerAddr != tc.addr || !got.Expires.Equal(by) || got.Offerer {
+			t.Errorf("parseTicket(%q) = %+v", tc.text, got)
+		}
+	}
+	long := strings.Repeat("\x1b[31m", 100)
+	for _, text := range []string{
+		"",
+		ticket,
+		ticket + " 1001 192.0.2.1:4000",
+		ticket + " 1001 192.0.2.1:4000 " + wireTime + " extra",
+		ticket + " bob 192.0.2.1:4000 " + wireTime,
+		ticket + " 0 192.0.2.1:4000 " + wireTime,
+		ticket + " 1001 192.0.2.1:4000 soon",
+		"refused the chat from 1001",
+		long,
+	} {
+		got, err := parseTicket(text, "chat")
+		if err == nil {
+			t.Errorf("parseTicket(%q) = %+v, want an error", text, got)
+			continue
+		}
+		if got.ID != "" {
+			t.Errorf("parseTicket(%q) returned ticket %q with its error", text, got.ID)
+		}
+		// The error quotes the reply, clipped.
+		if msg := err.Error(); len(msg) > 200 || strings.ContainsRune(msg, 0x1b) {
+			t.Errorf("parseTicket(%q): error %q is not short and escaped", text, msg)
+		}
+	}
+}
+
+func TestDisplayName(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"report.pdf", "report.pdf"},
+		{"my photos/", "my photos/"},
+		{"3 files", "3 files"},
+		{"你好 🌏.txt", "你好 🌏.txt"},
+		{"\x1b[31mred.txt", `\x1b[31mred.txt`},
+		{"evil\u202egpj.exe", `evil\u202egpj.exe`},
+		{"a\tb", `a\tb`},
+		{"line\nbreak\r", `line\x0abreak\x0d`},
+		{"nul\x00", `nul\x00`},
+		{"del\x7f", `del\x7f`},
+		{"c1\u009b31m", `c1\u009b31m`},
+		{"bad\xffutf8", `bad\xffutf8`},
+		{"   leading", "leading"},
+		{"trailing  ", "trailing  "},
+		{"", "file"},
+		{"    ", "file"},
+	} {
+		got := displayName(tc.in)
+		if got != tc.want {
+			t.Errorf("displayName(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		checkFileName(t, tc.in, got)
+	}
+	// Long names are clipped on a rune boundary to what the FILE line takes.
+	for _, in := range []string{
+		strings.Repeat("a", 255),
+		strings.Repeat("a", 256),
+		strings.Repeat("a", 10000),
+		strings.Repeat("你", 100),      // 300 bytes
+		strings.Repeat("🌏", 70),       // 280 bytes
+		strings.Repeat("\x1b", 100),   // 400 bytes once escaped
+		strings.Repeat("\u202e", 100), // 600 bytes once escaped
+		" " + strings.Repeat("é", 200),
+	} {
+		got := displayName(in)
+		checkFileName(t, in, got)
+		if len(in) > 255 && !strings.HasSuffix(got, "…") {
+			t.Errorf("displayName(%.20q...) = %.20q...: clipped without a mark", in, got)
+		}
+	}
+}
+
+// checkFileName checks what the server takes as a FILE name (PROTOCOL.md
+// section 9): one line of at most 255 bytes, no control characters, and a
+// trailing argument the encoder accepts.
+func checkFileName(t *testing.T, in, got string) {
+	t.Helper()
+	if len(got) == 0 || len(got) > 255 {
+		t.Errorf("displayName(%.40q) has %d bytes", in, len(got))
+	}
+	if err := protocol.CheckText(got, 255); err != nil {
+		t.Errorf("displayName(%.40q) = %.40q: %v", in, got, err)
+	}
+	if protocol.Escape(got) != got {
+		t.Errorf("displayName(%.40q) = %.40q: holds characters the server refuses", in, got)
+	}
+	if why := terminalUnsafe(got); why != "" {
+		t.Errorf("displayName(%.40q) = %.40q: %s", in, got, why)
+	}
+	if _, err := protocol.AppendCommand(nil, "c1", "FILE", "1001", "1", "0", got); err != nil {
+		t.Errorf("displayName(%.40q) = %.40q: FILE line refused: %v", in, got, err)
+	}
+}
+
+func TestPlural(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		word string
+		want string
+	}{
+		{0, "file", "0 files"},
+		{1, "file", "1 file"},
+		{2, "file", "2 files"},
+		{100000, "file", "100000 files"},
+		{-1, "file", "-1 files"},
+		{1, "message", "1 message"},
+	} {
+		if got := Plural(tc.n, tc.word); got != tc.want {
+			t.Errorf("Plural(%d, %q) = %q, want %q", tc.n, tc.word, got, tc.want)
+		}
+	}
+}
+
+func TestFormatBytes(t *testing.T) {
+	for _, tc := range []struct {
+		n    int64
+		want string
+	}{
+		{0, "0 B"},
+		{1, "1 B"},
+		{999, "999 B"},
+		{1023, "1023 B"},
+		{1024, "1.0 KiB"},
+		{1536, "1.5 KiB"},
+		{10 * 1024, "10.0 KiB"},
+		{1 << 20, "1.0 MiB"},
+		{3355443, "3.2 MiB"},
+		{1258291, "1.2 MiB"},
+		{5 << 30, "5.0 GiB"},
+		{1 << 40, "1.0 TiB"},
+		{1 << 50, "1.0 PiB"},
+		{1 << 60, "1.0 EiB"},
+		{math.MaxInt64, "8.0 EiB"},
+	} {
+		if got := FormatBytes(tc.n); got != tc.want {
+			t.Errorf("FormatBytes(%d) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+}
+
+func TestOfferLabel(t *testing.T) {
+	for _, tc := range []struct {
+		count int
+		bytes int64
+		name  string
+		want  string
+	}{
+		{1, 1258291, "report.pdf", "report.pdf (1 file, 1.2 MiB)"},
+		{12, 30 << 20, "album/", "album/ (12 files, 30.0 MiB)"},
+		{3, 5033165, "3 files", "3 files (4.8 MiB)"},
+		{1, 0, "empty", "empty (1 file, 0 B)"},
+		{2, 10, "two  spaces", "two  spaces (2 files, 10 B)"},
+		// a name that only looks like a count of another size keeps both
+		{3, 10, "2 files", "2 files (3 files, 10 B)"},
+		{1, 10, `\x1b[31m`, `\x1b[31m (1 file, 10 B)`},
+	} {
+		if got := OfferLabel(tc.count, tc.bytes, tc.name); got != tc.want {
+			t.Errorf("OfferLabel(%d, %d, %q) = %q, want %q", tc.count, tc.bytes, tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestDirectIDSequential(t *testing.T) {
+	prev := DirectID()
+	if prev >= 0 {
+		t.Fatalf("DirectID() = %d, want a negative id", prev)
+	}
+	for range 10000 {
+		id := DirectID()
+		if id >= prev {
+			t.Fatalf("DirectID() = %d after %d: not decreasing", id, prev)
+		}
+		prev = id
+	}
+}
+
+func TestDirectIDConcurrent(t *testing.T) {
+	const workers, each = 16, 2000
+	before := DirectID()
+	results := make([][]int64, workers)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			ids := make([]int64, each)
+			for i := range ids {
+				ids[i] = DirectID()
+			}
+			results[w] = ids
+		}()
+	}
+	close(start)
+	wg.Wait()
+	after := DirectID()
+	seen := make(map[int64]bool, workers*each)
+	for w, ids := range results {
+		for i, id := range ids {
+			if id >= 0 {
+				t.Fatalf("worker %d: id %d is not negative", w, id)
+			}
+			if id >= before || id <= after {
+				t.Fatalf("worker %d: id %d not between the ids before (%d) and after (%d)", w, id, before, after)
+			}
+			if i > 0 && id >= ids[i-1] {
+				t.Fatalf("worker %d: id %d after %d: not decreasing", w, id, ids[i-1])
+			}
+			if seen[id] {
+				t.Fatalf("id %d handed out twice", id)
+			}
+			seen[id] = true
+		}
+	}
+}

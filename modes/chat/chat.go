@@ -243,8 +243,8 @@ func (a *app) fail(stderr io.Writer, cmd string, err error) {
 
 func commandName(line string) string {
 	f := strings.Fields(line)
-	if len(f) == 0 || !strings.HasPrefix(f[0], "/") {
-		return "/msg"
+	if len(f) == 0 || !strings.HasPrefix(f[0], "/") || strings.HasPrefix(f[0], "//") {
+		return "/msg" // text for the current conversation ("//x" sends "/x")
 	}
 	return f[0]
 }

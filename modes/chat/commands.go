@@ -233,7 +233,7 @@ func (a *app) cmdList(ctx context.Context, args []string) error {
 	for _, p := range online {
 		a.remember(p.ID, p.Nick)
 		rec.Online = append(rec.Online, PresenceRecord{Type: "presence", ID: p.ID, Nick: p.Nick, State: p.State, Status: p.Status})
-		l := fmt.Sprintf("%d %s %s", p.ID, protocol.Escape(p.Nick), p.State)
+		l := fmt.Sprintf("%d %s %s", p.ID, protocol.Escape(p.Nick), protocol.Escape(p.State))
 		if p.Status != "" {
 			l += " " + protocol.Escape(p.Status)
 		}
@@ -372,15 +372,21 @@ func (a *app) resolve(ctx context.Context, who string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	var id int64
+	nick := who
 	for _, kv := range info {
-		if kv[0] == "id" {
-			if id, ok := protocol.ParseID(kv[1]); ok {
-				a.remember(id, who)
-				return id, nil
-			}
+		switch kv[0] {
+		case "id":
+			id, _ = protocol.ParseID(kv[1])
+		case "nick":
+			nick = kv[1] // as the server spells it
 		}
 	}
-	return 0, fmt.Errorf("no such user %s", protocol.Escape(who))
+	if id == 0 {
+		return 0, fmt.Errorf("no such user %s", protocol.Escape(who))
+	}
+	a.remember(id, nick)
+	return id, nil
 }
 
 // /wait REGEXP

@@ -216,12 +216,10 @@ func TestCommandName(t *testing.T) {
 	}
 }
 
-// BUG: a line starting with "//" is text for the current conversation
-// (exec sends "//x" as the message "/x"), but commandName takes its first
-// word for a command, so a failure is reported as "qchat: //x: ..."
-// (with the first word of the message in it) instead of "qchat: /msg: ...".
+// A line starting with "//" is text for the current conversation (exec
+// sends "//x" as the message "/x"): its failure is reported as /msg's, not
+// under the first word of the message.
 func TestCommandNameDoubleSlash(t *testing.T) {
-	t.Skip(`BUG: commandName("//etc/passwd is a path") returns "//etc/passwd", not "/msg" (chat.go)`)
 	if got := commandName("//etc/passwd is a path"); got != "/msg" {
 		t.Errorf("commandName(%q) = %q, want /msg", "//etc/passwd is a path", got)
 	}

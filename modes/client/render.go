@@ -39,6 +39,10 @@ func (p *Printer) Emit(obj any, plain string) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.JSON {
+		if obj == nil {
+			// A line for people (what is going on): a note for scripts.
+			obj = NoteRecord{Type: "note", Text: plain}
+		}
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		enc.SetEscapeHTML(false)
@@ -109,6 +113,15 @@ type (
 		Code    int    `json:"code,omitempty"`
 		Error   string `json:"error"`
 	}
+	NoteRecord struct {
+		Type string `json:"type"` // "note"
+		Text string `json:"text"` // what a person would read (escaped for a terminal)
+	}
+	ServerRecord struct {
+		Type string `json:"type"` // "server"
+		Code int    `json:"code"`
+		Text string `json:"text"`
+	}
 	ByeRecord struct {
 		Type   string `json:"type"` // "bye"
 		Reason string `json:"reason"`
@@ -173,7 +186,7 @@ func (p *Printer) Stamp(t time.Time) string {
 
 // Presence prints a presence change.
 func (p *Printer) Presence(pr Presence) string {
-	plain := fmt.Sprintf("* %s (%d) is %s", protocol.Escape(pr.Nick), pr.ID, pr.State)
+	plain := fmt.Sprintf("* %s (%d) is %s", protocol.Escape(pr.Nick), pr.ID, protocol.Escape(pr.State))
 	if pr.Status != "" {
 		plain += ": " + protocol.Escape(pr.Status)
 	}
@@ -192,6 +205,6 @@ func (p *Printer) Bye(l protocol.Line) string {
 
 // Notice prints a line the server sent outside any request (an untagged reply).
 func (p *Printer) Notice(l protocol.Line) string {
-	return p.Emit(ErrorRecord{Type: "notice", Code: l.Code, Error: l.Text},
+	return p.Emit(ServerRecord{Type: "server", Code: l.Code, Text: l.Text},
 		fmt.Sprintf("* server: %d %s", l.Code, protocol.Escape(l.Text)))
 }

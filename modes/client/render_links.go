@@ -158,7 +158,9 @@ func FormatBytes(n int64) string {
 		return strconv.FormatInt(n, 10) + " B"
 	}
 	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
+	// Move up a unit also when rounding to one decimal would reach 1024
+	// (1048575 bytes is "1.0 MiB", not "1024.0 KiB").
+	for float64(n)/float64(div) >= unit-0.05 && exp < 5 {
 		div *= unit
 		exp++
 	}

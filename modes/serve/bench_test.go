@@ -317,3 +317,66 @@ func benchMsgID(l []byte) ([]byte, bool) {
 	id, _, _ := strings.Cut(rest, " ")
 	return []byte(id), true
 }
+
+// BenchmarkGroupFanout is one group message to members online users, in
+// memory: post (one id, a copy per member), push (each member's copies to
+// its outbox), every member's ACK, and the sender's answer once the last
+// copy is acknowledged. held=1 pushes after every post; held=N after N
+// posts, as a sender's pipelined burst is pushed (msgGroup), each member
+// then acknowledging N ids at once. One op is one message; deliveries/s
+// counts copies.
+func BenchmarkGroupFanout(b *testing.B) {
+	for _, members := range []int{100, 1000} {
+		for _, held := range []int{1, max(1, maxHeldCopies/members)} {
+			b.Run(fmt.Sprintf("members=%d/held=%d", members, held), func(b *testing.B) {
+				benchGroupFanout(b, members, held)
+			})
+		}
+	}
+}
+
+func benchGroupFanout(b *testing.B, members, held int) {
+	ctx := context.Background()
+	st := benchStore(b, "full")
+	ids, err := newIDAlloc(ctx, st, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := Defaults()
+	po, err := newPostOffice(ctx, st, ids, slog.New(slog.DiscardHandler), cfg.AckGrace, cfg.MaxQueue, 1024, cfg.MaxOutbound/2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer po.close()
+	srv := &Server{cfg: cfg}
+	alice := benchSession(srv, 1000, "alice")
+	po.attach(ctx, alice)
+	everyone := make([]int64, members)
+	for i := range everyone {
+		everyone[i] = int64(2000 + i)
+		po.attach(ctx, benchSession(srv, everyone[i], "m"+strconv.Itoa(i)))
+	}
+	text := strings.Repeat("x", 64)
+	to := make([]int64, members)
+	acks := make([]int64, 0, held)
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		copy(to, everyone)
+		boxes, err := po.postGroup(alice, "t1", "#bench", to, text)
+		if err != nil {
+			b.Fatal(err)
+		}
+		boxes[0].mu.Lock()
+		acks = append(acks, boxes[0].queue[len(boxes[0].queue)-1].item.ID)
+		boxes[0].mu.Unlock()
+		if n++; n%held == 0 {
+			po.pumpAll(boxes)
+			for _, u := range everyone {
+				po.ack(u, acks)
+			}
+			acks = acks[:0]
+		}
+	}
+	b.ReportMetric(float64(b.N*members)/b.Elapsed().Seconds(), "deliveries/s")
+}

@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -558,19 +559,43 @@ func (s *session) cmdGroups(c *protocol.Command) error {
 	return nil
 }
 
+// maxHeldCopies bounds the group copies a session holds back (see msgGroup).
+const maxHeldCopies = 4096
+
 // msgGroup handles MSG #group text: every member but the sender (and
 // those who block the sender) gets it, online at once, offline on login.
+//
+// "At once" has one exception, for a sender that posts faster than the
+// server sends: while the sender's next line is already here, the copies
+// are held back (queued in the members' mailboxes, not yet pushed) for up
+// to maxHeldCopies copies, so that a burst of posts to a group reaches
+// each member in one write rather than one write per post, and the
+// members acknowledge them together. The read loop releases them before
+// it waits for input or runs anything but MSG; anything else that pumps
+// a member's mailbox sends them too, in id order.
 func (s *session) msgGroup(c *protocol.Command) error {
-	me := s.loggedIn()
-	g, ids, err := s.srv.soc.members(me, c.Args[0])
+	g, to, err := s.srv.soc.recipients(s.loggedIn(), c.Args[0])
 	if err != nil {
 		return err
 	}
-	to := make([]int64, 0, len(ids))
-	for _, id := range ids {
-		if id != me && !s.srv.soc.blocked(id, me) {
-			to = append(to, id)
-		}
+	boxes, err := s.srv.po.postGroup(s, c.Tag, g.tag(), to, c.Args[1])
+	if err != nil {
+		return err
 	}
-	return s.srv.po.postGroup(s, c.Tag, g.tag(), to, c.Args[1])
+	if !slices.Equal(boxes, s.held) {
+		s.releaseHeld()
+		s.held = boxes
+	}
+	if s.heldCopies += len(boxes); s.heldCopies >= maxHeldCopies {
+		s.releaseHeld()
+	}
+	return nil
+}
+
+// releaseHeld sends the group copies msgGroup held back.
+func (s *session) releaseHeld() {
+	if s.held != nil {
+		s.srv.po.pumpAll(s.held)
+	}
+	s.held, s.heldCopies = nil, 0
 }

@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,9 +30,14 @@ import (
 //   - On login the mailbox merges the store's rows with what it holds in
 //     memory and sends everything again in id order; clients drop
 //     duplicates by id.
+//   - A group message locks all its members' mailboxes at once, in user id
+//     order, to check their room and take its id: so every mailbox gets
+//     its entries in id order, and a full queue refuses the message before
+//     any member has it.
 //
-// Lock order: postOffice.mu, then mailbox.mu, then postOffice.smu; an
-// Outbox's lock is taken last. No lock is held across store I/O.
+// Lock order: postOffice.mu, then mailbox.mu (several at once only in
+// user id order), then postOffice.smu; an Outbox's lock is taken last. No
+// lock is held across store I/O.
 
 type entryState uint8
 
@@ -43,7 +49,7 @@ const (
 
 type entry struct {
 	item   Stored
-	line   []byte // the event line as sent
+	line   []byte // the event line as sent; never changed (a group message's copies share it)
 	mb     *mailbox
 	state  entryState
 	acked  bool     // acknowledged by the recipient
@@ -66,6 +72,7 @@ type mailbox struct {
 	inflight int              // pushed, not acknowledged
 	inBytes  int              // bytes of those
 	stored   int              // rows in the store not in memory
+	peak     int              // most entries byID held since it was made
 }
 
 // postOffice owns all mailboxes and the saver goroutine.
@@ -112,6 +119,21 @@ func newPostOffice(ctx context.Context, st *Store, ids *idAlloc, log *slog.Logge
 func (po *postOffice) box(user int64) *mailbox {
 	po.mu.Lock()
 	defer po.mu.Unlock()
+	return po.boxLocked(user)
+}
+
+// boxesOf returns the mailboxes of users, creating them.
+func (po *postOffice) boxesOf(users []int64) []*mailbox {
+	boxes := make([]*mailbox, len(users))
+	po.mu.Lock()
+	defer po.mu.Unlock()
+	for i, u := range users {
+		boxes[i] = po.boxLocked(u)
+	}
+	return boxes
+}
+
+func (po *postOffice) boxLocked(user int64) *mailbox {
 	mb := po.boxes[user]
 	if mb == nil {
 		mb = &mailbox{user: user, byID: make(map[int64]*entry)}
@@ -131,7 +153,10 @@ func (po *postOffice) post(s *session, tag string, to int64, text string) error 
 	}
 	e := &entry{mb: mb, from: s, tag: tag}
 	e.item = Stored{Recipient: to, ID: po.ids.Next(), Kind: "MSG", Sender: s.user, Nick: s.nickname(), Time: time.Now(), Body: text}
+	e.line = formatItem(nil, &e.item)
 	po.enqueueLocked(mb, e)
+	po.queueSave(e, mb.sess == nil)
+	mb.pumpLocked(po)
 	return nil
 }
 
@@ -142,19 +167,16 @@ func (po *postOffice) roomLocked(mb *mailbox) error {
 	return nil
 }
 
-// enqueueLocked adds e to its mailbox: pushed at once to an online
-// recipient (and saved if not acknowledged within the grace), saved at
-// once for an offline one.
+// enqueueLocked adds e (with its line) to its mailbox. The caller hands it
+// to the saver, urgent when the recipient is offline (mb.sess == nil),
+// else due when its grace is over; and pumps the mailbox, which pushes it
+// to an online recipient.
 func (po *postOffice) enqueueLocked(mb *mailbox, e *entry) {
-	e.line = formatItem(nil, &e.item)
 	mb.byID[e.item.ID] = e
+	mb.peak = max(mb.peak, len(mb.byID))
 	mb.queue = append(mb.queue, e)
 	if mb.sess != nil {
 		e.due = e.item.Time.Add(po.grace)
-		po.queueSave(e, false)
-		mb.pumpLocked(po)
-	} else {
-		po.queueSave(e, true)
 	}
 }
 
@@ -171,39 +193,41 @@ func (po *postOffice) notify(to int64, kind string, from int64, nick, body strin
 	defer mb.mu.Unlock()
 	e := &entry{mb: mb}
 	e.item = Stored{Recipient: to, ID: po.ids.Next(), Kind: kind, Sender: from, Nick: nick, Time: time.Now(), Body: body}
+	e.line = formatItem(nil, &e.item)
 	po.enqueueLocked(mb, e)
+	po.queueSave(e, mb.sess == nil)
+	mb.pumpLocked(po)
 }
 
 // fanout answers the sender of a group message once every member's copy
-// is safe: "delivered" when all acknowledged, "stored" otherwise.
+// is safe: "delivered" when all acknowledged, "stored" otherwise. Members
+// acknowledge at the same time on many goroutines: the counts are atomic,
+// and the one that takes left to 0 sees what all the others did.
 type fanout struct {
-	mu     sync.Mutex
 	from   *session
 	tag    string
 	id     int64
 	group  string
 	time   time.Time
-	left   int
-	stored bool
-	failed int
+	left   atomic.Int64
+	stored atomic.Bool
+	failed atomic.Int64
 }
 
 func (f *fanout) done(how string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	switch how {
 	case "stored":
-		f.stored = true
+		f.stored.Store(true)
 	case "failed":
-		f.failed++
+		f.failed.Add(1)
 	}
-	if f.left--; f.left > 0 {
+	if f.left.Add(-1) > 0 {
 		return
 	}
-	switch {
-	case f.failed > 0:
-		f.from.replyf(f.tag, protocol.CodeLocalError, "message %d could not be stored for %d members of %s", f.id, f.failed, f.group)
-	case f.stored:
+	switch failed := f.failed.Load(); {
+	case failed > 0:
+		f.from.replyf(f.tag, protocol.CodeLocalError, "message %d could not be stored for %d members of %s", f.id, failed, f.group)
+	case f.stored.Load():
 		f.from.replyf(f.tag, protocol.CodeSent, "%d stored %s %s", f.id, f.group, protocol.FormatTime(f.time))
 	default:
 		f.from.replyf(f.tag, protocol.CodeSent, "%d delivered %s %s", f.id, f.group, protocol.FormatTime(f.time))
@@ -211,31 +235,56 @@ func (f *fanout) done(how string) {
 }
 
 // postGroup accepts a group message from s for the members in to (one id
-// for all copies) and answers once every copy is safe. A member whose
-// queue is full makes it fail for all, before anything is sent.
-func (po *postOffice) postGroup(s *session, tag, group string, to []int64, text string) error {
-	boxes := make([]*mailbox, len(to))
-	for i, u := range to {
-		mb := po.box(u)
+// for all copies; to is sorted in place) and answers once every copy is
+// safe. A member whose queue is full makes it fail for all, before
+// anything is queued.
+//
+// The copies are queued, not yet sent: the caller pumps the mailboxes it
+// returns (pumpAll), at once or after more posts to the same members, so
+// that a burst of posts reaches each member in one write.
+func (po *postOffice) postGroup(s *session, tag, group string, to []int64, text string) ([]*mailbox, error) {
+	slices.Sort(to)
+	boxes := po.boxesOf(slices.Compact(to))
+	for i, mb := range boxes {
 		mb.mu.Lock()
-		err := po.roomLocked(mb)
-		mb.mu.Unlock()
-		if err != nil {
-			return err
+		if err := po.roomLocked(mb); err != nil {
+			for _, mb := range boxes[:i+1] {
+				mb.mu.Unlock()
+			}
+			return nil, err
 		}
-		boxes[i] = mb
 	}
-	now := time.Now()
-	f := &fanout{from: s, tag: tag, id: po.ids.Next(), group: group, time: now, left: len(to) + 1}
+	// All copies share one item's strings and one event line.
+	item := Stored{ID: po.ids.Next(), Kind: "GMSG", Sender: s.user, Nick: s.nickname(), Time: time.Now(), Body: group + " " + text}
+	line := formatItem(nil, &item)
+	f := &fanout{from: s, tag: tag, id: item.ID, group: group, time: item.Time}
+	f.left.Store(int64(len(boxes)) + 1)
+	var now []*entry                       // to save at once: copies for offline members
+	later := make([]*entry, 0, len(boxes)) // when their grace is over: for online ones
+	for _, mb := range boxes {
+		e := &entry{item: item, line: line, mb: mb, fan: f}
+		e.item.Recipient = mb.user
+		po.enqueueLocked(mb, e)
+		if mb.sess == nil {
+			now = append(now, e)
+		} else {
+			later = append(later, e)
+		}
+		mb.mu.Unlock()
+	}
+	po.queueSaves(now, later)
+	f.done("delivered") // the sender's own share: answers at once when there is nobody else
+	return boxes, nil
+}
+
+// pumpAll sends each mailbox's queued entries to its session, as far as
+// its window allows.
+func (po *postOffice) pumpAll(boxes []*mailbox) {
 	for _, mb := range boxes {
 		mb.mu.Lock()
-		e := &entry{mb: mb, fan: f}
-		e.item = Stored{Recipient: mb.user, ID: f.id, Kind: "GMSG", Sender: s.user, Nick: s.nickname(), Time: now, Body: group + " " + text}
-		po.enqueueLocked(mb, e)
+		mb.pumpLocked(po)
 		mb.mu.Unlock()
 	}
-	f.done("delivered") // the sender's own share: answers at once when there is nobody else
-	return nil
 }
 
 // pretendStored answers a message that was dropped because its recipient
@@ -271,11 +320,17 @@ func formatItem(dst []byte, it *Stored) []byte {
 	return append(dst, '\n')
 }
 
-// pumpLocked sends queued entries to the session while the window allows.
+// pumpBufs holds the buffers in which pumpLocked joins lines.
+var pumpBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// pumpLocked sends queued entries to the session while the window allows,
+// all in one write.
 func (mb *mailbox) pumpLocked(po *postOffice) {
-	if mb.sess == nil || mb.syncing {
+	if mb.sess == nil || mb.syncing || mb.next == len(mb.queue) {
 		return
 	}
+	buf := pumpBufs.Get().(*[]byte)
+	lines := (*buf)[:0]
 	for mb.next < len(mb.queue) && mb.inflight < po.window && mb.inBytes < po.windowBytes {
 		e := mb.queue[mb.next]
 		mb.next++
@@ -285,9 +340,14 @@ func (mb *mailbox) pumpLocked(po *postOffice) {
 		e.pushed = true
 		mb.inflight++
 		mb.inBytes += len(e.line)
-		if !mb.sess.send(e.line) {
-			return // the session is closing; its detach takes the entries back
-		}
+		lines = append(lines, e.line...)
+	}
+	if len(lines) > 0 {
+		mb.sess.send(lines) // false: the session is closing; its detach takes the entries back
+	}
+	if cap(lines) <= 64<<10 {
+		*buf = lines[:0]
+		pumpBufs.Put(buf)
 	}
 }
 
@@ -349,6 +409,24 @@ func (mb *mailbox) compactLocked() {
 	} else if cap(mb.queue) > 256 && len(mb.queue) < cap(mb.queue)/4 {
 		mb.queue = append([]*entry(nil), mb.queue...)
 	}
+	mb.shrinkLocked()
+}
+
+// shrinkLocked makes byID afresh once a burst is over. A map keeps its
+// size when its entries go, and each delete leaves a tombstone that later
+// inserts probe past: the map of a mailbox that once held thousands costs
+// several cache misses per message ever after, and holds their memory.
+func (mb *mailbox) shrinkLocked() {
+	if mb.peak < 256 || len(mb.byID) > mb.peak/8 {
+		return
+	}
+	byID := make(map[int64]*entry, len(mb.byID))
+	for _, e := range mb.queue { // byID holds exactly the queue's entries that are not gone
+		if !e.gone {
+			byID[e.item.ID] = e
+		}
+	}
+	mb.byID, mb.peak = byID, len(byID)
 }
 
 // tellSender answers the sender of e, once: how is "delivered", "stored"
@@ -407,6 +485,7 @@ func (po *postOffice) attach(ctx context.Context, s *session) (old *session) {
 			mb.byID[e.item.ID] = e
 			mb.queue = append(mb.queue, e)
 		}
+		mb.peak = max(mb.peak, len(mb.byID))
 		mb.stored = 0
 		sort.Slice(mb.queue, func(i, j int) bool { return mb.queue[i].item.ID < mb.queue[j].item.ID })
 	}
@@ -455,6 +534,7 @@ func (po *postOffice) detach(s *session) {
 	}
 	clear(mb.queue[len(keep):])
 	mb.queue = keep
+	mb.shrinkLocked()
 }
 
 // queueSave hands e to the saver: now (urgent) or when its grace is over.
@@ -468,10 +548,29 @@ func (po *postOffice) queueSave(e *entry, urgent bool) {
 	wakeNow := urgent || len(po.graceQ) == 1
 	po.smu.Unlock()
 	if wakeNow {
-		select {
-		case po.wake <- struct{}{}:
-		default:
-		}
+		po.wakeSaver()
+	}
+}
+
+// queueSaves is queueSave for many: now urgent, later when due.
+func (po *postOffice) queueSaves(now, later []*entry) {
+	if len(now) == 0 && len(later) == 0 {
+		return
+	}
+	po.smu.Lock()
+	po.urgent = append(po.urgent, now...)
+	wakeNow := len(now) > 0 || (len(later) > 0 && len(po.graceQ) == 0)
+	po.graceQ = append(po.graceQ, later...)
+	po.smu.Unlock()
+	if wakeNow {
+		po.wakeSaver()
+	}
+}
+
+func (po *postOffice) wakeSaver() {
+	select {
+	case po.wake <- struct{}{}:
+	default:
 	}
 }
 

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -43,10 +44,12 @@ type session struct {
 	start  time.Time
 
 	// Read-loop state.
-	pending  *account // set by USER
-	userSent bool
-	preLogin int
-	failures int
+	pending    *account // set by USER
+	userSent   bool
+	preLogin   int
+	failures   int
+	held       []*mailbox // group copies queued by this session's MSGs, not yet sent (msgGroup)
+	heldCopies int
 
 	mu   sync.Mutex // guards user and nick for other goroutines
 	user int64      // 0 until logged in; fixed after
@@ -84,6 +87,9 @@ func (s *session) run() {
 	defer s.cleanup()
 	s.replyf("", protocol.CodeGreeting, "%s qchat/1 ready", s.srv.cfg.Name)
 	for {
+		if s.held != nil && bytes.IndexByte(s.rd.Buffered(), '\n') < 0 {
+			s.releaseHeld() // never wait for input with copies held back
+		}
 		line, err := s.rd.ReadLine()
 		if errors.Is(err, protocol.ErrLineTooLong) {
 			s.replyf("", protocol.CodeTooLong, "line too long (limit %d bytes); ignored", protocol.MaxLine)
@@ -110,6 +116,9 @@ func (s *session) run() {
 			s.replyErr(cmd.Tag, err)
 			continue
 		}
+		if s.held != nil && cmd.Verb != "MSG" {
+			s.releaseHeld() // nor run what may take a while
+		}
 		s.dispatch(&cmd)
 		if s.closed.Load() {
 			return
@@ -120,6 +129,7 @@ func (s *session) run() {
 // cleanup runs once, when the read loop ends.
 func (s *session) cleanup() {
 	s.close(reasonEOF, "") // no-op when already closing
+	s.releaseHeld()
 	if user := s.loggedIn(); user != 0 {
 		s.srv.offers.sessionGone(s)
 		s.srv.po.detach(s)

@@ -445,6 +445,27 @@ func (so *social) members(user int64, name string) (*group, []int64, error) {
 	return g, append([]int64(nil), g.members...), nil
 }
 
+// recipients returns who gets user's message to group name: its members
+// but user and those who block user. Only a member may post.
+func (so *social) recipients(user int64, name string) (*group, []int64, error) {
+	g, err := so.group(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	so.mu.RLock()
+	defer so.mu.RUnlock()
+	if !g.isMember(user) {
+		return g, nil, errNotMember
+	}
+	to := make([]int64, 0, len(g.members))
+	for _, m := range g.members {
+		if m != user && !so.blocks[m].has(user) {
+			to = append(to, m)
+		}
+	}
+	return g, to, nil
+}
+
 // groupsOf returns snapshots of user's groups, by name.
 func (so *social) groupsOf(user int64) []group {
 	so.mu.RLock()

@@ -1,0 +1,296 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"qchat/protocol"
+)
+
+// recorder is a connection's far end that keeps what it was written.
+type recorder struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	writes int
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.writes++
+	return r.buf.Write(p)
+}
+
+// ids returns the message ids of the durable events written so far.
+func (r *recorder) ids(t *testing.T) []int64 {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ids []int64
+	for _, l := range strings.Split(strings.TrimSuffix(r.buf.String(), "\n"), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		id, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			t.Fatalf("line %q", l)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// testPostOffice is a post office over a fresh store, with sessions that
+// write to recorders.
+type testPostOffice struct {
+	*postOffice
+	t   *testing.T
+	srv *Server
+}
+
+func newTestPostOffice(t *testing.T, maxQueue int) *testPostOffice {
+	t.Helper()
+	ctx := context.Background()
+	st := openStore(t, t.TempDir())
+	t.Cleanup(func() { st.Close() })
+	ids, err := newIDAlloc(ctx, st, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Defaults()
+	po, err := newPostOffice(ctx, st, ids, testLogger(), time.Hour, maxQueue, 1024, cfg.MaxOutbound/2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(po.close)
+	return &testPostOffice{postOffice: po, t: t, srv: &Server{cfg: cfg}}
+}
+
+// online logs user in; what it is sent goes to the recorder.
+func (po *testPostOffice) online(user int64) (*session, *recorder) {
+	rec := &recorder{}
+	s := &session{srv: po.srv, conn: discardConn{}, user: user, nick: "u" + strconv.FormatInt(user, 10), start: time.Now()}
+	s.out = protocol.NewOutbox(rec, 1<<30, time.Second, nil)
+	po.attach(context.Background(), s)
+	return s, rec
+}
+
+// flushed waits until everything s was sent is written.
+func flushed(t *testing.T, s *session) {
+	t.Helper()
+	if !s.out.Close(ioWait) {
+		t.Fatal("outbox not flushed")
+	}
+}
+
+// sendGroup posts a group message and sends the copies.
+func (po *testPostOffice) sendGroup(s *session, to []int64, text string) error {
+	boxes, err := po.postGroup(s, "", "#g", to, text)
+	po.pumpAll(boxes)
+	return err
+}
+
+// TestGroupCopiesInIDOrder: an online member gets its events in id order
+// even while group messages from two senders and private messages reach
+// it at the same time.
+func TestGroupCopiesInIDOrder(t *testing.T) {
+	po := newTestPostOffice(t, 10000)
+	const members, posts = 200, 100
+	alice, _ := po.online(1)
+	bob, _ := po.online(2)
+	carol, _ := po.online(3)
+	to := make([]int64, members)
+	sessions := make([]*session, members)
+	recs := make([]*recorder, members)
+	for i := range to {
+		to[i] = int64(100 + i)
+		sessions[i], recs[i] = po.online(to[i])
+	}
+	var wg sync.WaitGroup
+	for _, s := range []*session{alice, bob} {
+		wg.Go(func() {
+			for i := range posts {
+				if err := po.sendGroup(s, append([]int64(nil), to...), "g"+strconv.Itoa(i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := range 3 * posts {
+			if err := po.post(carol, "", to[members-1-i%10], "p"+strconv.Itoa(i)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	wg.Wait()
+	for i, s := range sessions {
+		flushed(t, s)
+		ids := recs[i].ids(t)
+		want := 2 * posts
+		if i >= members-10 {
+			want += 3 * posts / 10
+		}
+		if len(ids) != want {
+			t.Fatalf("member %d got %d events, want %d", to[i], len(ids), want)
+		}
+		for j := 1; j < len(ids); j++ {
+			if ids[j] <= ids[j-1] {
+				t.Fatalf("member %d got id %d after %d", to[i], ids[j], ids[j-1])
+			}
+		}
+	}
+}
+
+// TestGroupQueueFull: a member whose queue is full makes the post fail
+// before anything is sent to anyone, and concurrent posts never take a
+// queue past its limit.
+func TestGroupQueueFull(t *testing.T) {
+	const limit = 20
+	po := newTestPostOffice(t, limit)
+	alice, _ := po.online(1)
+	to := []int64{100, 101, 102}
+	recs := make([]*recorder, len(to))
+	sessions := make([]*session, len(to))
+	for i, u := range to[:2] {
+		sessions[i], recs[i] = po.online(u)
+	}
+	// 102 is offline with a full queue.
+	for i := range limit {
+		if err := po.post(alice, "", 102, "p"+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := po.sendGroup(alice, append([]int64(nil), to...), "too many")
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Code != protocol.CodeQueueFull {
+		t.Fatalf("post to a group with a full member: %v, want %d", err, protocol.CodeQueueFull)
+	}
+	for i := range 2 {
+		flushed(t, sessions[i])
+		if ids := recs[i].ids(t); len(ids) != 0 {
+			t.Errorf("member %d got %v from a refused post", to[i], ids)
+		}
+	}
+
+	// Two senders race for the last places of the online members' queues.
+	po = newTestPostOffice(t, limit)
+	a, _ := po.online(1)
+	b, _ := po.online(2)
+	var members []int64
+	for u := int64(100); u < 150; u++ {
+		po.online(u)
+		members = append(members, u)
+	}
+	var wg sync.WaitGroup
+	for _, s := range []*session{a, b} {
+		wg.Go(func() {
+			for range limit {
+				po.sendGroup(s, append([]int64(nil), members...), "x")
+			}
+		})
+	}
+	wg.Wait()
+	for _, u := range members {
+		mb := po.box(u)
+		mb.mu.Lock()
+		n := len(mb.byID) + mb.stored
+		mb.mu.Unlock()
+		if n > limit {
+			t.Errorf("member %d holds %d messages, the limit is %d", u, n, limit)
+		}
+	}
+}
+
+// TestGroupCopiesWaitForPump: postGroup queues the copies without sending
+// them; whatever pumps a member's mailbox next sends them, before what
+// came after them.
+func TestGroupCopiesWaitForPump(t *testing.T) {
+	po := newTestPostOffice(t, 100)
+	alice, _ := po.online(1)
+	carol, _ := po.online(3)
+	bob, rec := po.online(2)
+	boxes, err := po.postGroup(alice, "", "#g", []int64{2}, "group")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb := boxes[0]
+	mb.mu.Lock()
+	pushed := mb.next
+	mb.mu.Unlock()
+	if pushed != 0 {
+		t.Fatalf("%d copies pushed before the pump", pushed)
+	}
+	if err := po.post(carol, "", 2, "private"); err != nil {
+		t.Fatal(err)
+	}
+	po.pumpAll(boxes) // nothing left to send
+	flushed(t, bob)
+	ids := rec.ids(t)
+	if len(ids) != 2 || ids[0] >= ids[1] {
+		t.Fatalf("bob got ids %v, want the group copy, then the private message", ids)
+	}
+}
+
+// TestGroupBurst: group messages that a sender pipelines reach every
+// member once and in order, and the sender hears of each, though nothing
+// follows them.
+func TestGroupBurst(t *testing.T) {
+	srv := testServer(t, t.TempDir())
+	defer srv.Shutdown()
+	a := dial(t, srv, "a")
+	register(a, "alice", "pw-alice")
+	a.login("alice", "pw-alice")
+	a.want("CREATE #burst", protocol.CodeOK)
+	members := make([]*client, 3)
+	for i := range members {
+		c := dial(t, srv, fmt.Sprint("m", i))
+		nick := fmt.Sprint("member", i)
+		register(c, nick, "pw-pw")
+		c.login(nick, "pw-pw")
+		c.want("JOIN #burst", protocol.CodeOK)
+		members[i] = c
+	}
+	const n = 50
+	var burst strings.Builder
+	for i := range n {
+		fmt.Fprintf(&burst, "@b%d MSG #burst m%d\n", i, i)
+	}
+	a.conn.SetWriteDeadline(time.Now().Add(ioWait))
+	if _, err := io.WriteString(a.conn, burst.String()); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range members {
+		var last int64
+		for i := range n {
+			l := c.waitFor("a GMSG", func(l protocol.Line) bool { return l.Kind == "GMSG" })
+			id, _ := strconv.ParseInt(l.Args[0], 10, 64)
+			if id <= last || l.Args[4] != "#burst" || l.Args[5] != fmt.Sprint("m", i) {
+				t.Fatalf("%s: message %d is %q after id %d", c.name, i, l.Args, last)
+			}
+			last = id
+			c.send(fmt.Sprint("ACK ", id))
+		}
+	}
+	for i := range n {
+		tag := fmt.Sprint("b", i)
+		l := a.waitFor("the 250 for "+tag, func(l protocol.Line) bool { return l.Tag == tag })
+		if f := strings.Fields(l.Text); l.Code != protocol.CodeSent || len(f) < 3 || f[1] != "delivered" || f[2] != "#burst" {
+			t.Fatalf("%s: %d %s", tag, l.Code, l.Text)
+		}
+	}
+	for _, c := range members {
+		c.quiet()
+	}
+}

@@ -165,7 +165,7 @@ func BenchmarkRoute(b *testing.B) {
 			b.Fatal(err)
 		}
 		mb.mu.Lock()
-		ack[0] = mb.queue[len(mb.queue)-1].item.ID
+		ack[0] = mb.queue[len(mb.queue)-1].id
 		mb.mu.Unlock()
 		po.ack(bob.user, ack)
 	}
@@ -368,7 +368,7 @@ func benchGroupFanout(b *testing.B, members, held int) {
 			b.Fatal(err)
 		}
 		boxes[0].mu.Lock()
-		acks = append(acks, boxes[0].queue[len(boxes[0].queue)-1].item.ID)
+		acks = append(acks, boxes[0].queue[len(boxes[0].queue)-1].id)
 		boxes[0].mu.Unlock()
 		if n++; n%held == 0 {
 			po.pumpAll(boxes)

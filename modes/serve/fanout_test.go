@@ -136,6 +136,7 @@ func TestGroupCopiesInIDOrder(t *testing.T) {
 	})
 	wg.Wait()
 	for i, s := range sessions {
+		checkMailbox(t, po.box(to[i]))
 		flushed(t, s)
 		ids := recs[i].ids(t)
 		want := 2 * posts
@@ -205,11 +206,12 @@ func TestGroupQueueFull(t *testing.T) {
 	for _, u := range members {
 		mb := po.box(u)
 		mb.mu.Lock()
-		n := len(mb.byID) + mb.stored
+		n := mb.live + mb.stored
 		mb.mu.Unlock()
 		if n > limit {
 			t.Errorf("member %d holds %d messages, the limit is %d", u, n, limit)
 		}
+		checkMailbox(t, mb)
 	}
 }
 
@@ -292,5 +294,74 @@ func TestGroupBurst(t *testing.T) {
 	}
 	for _, c := range members {
 		c.quiet()
+	}
+}
+
+// checkMailbox checks what the mailbox code relies on: the queue in id
+// order, each id once, and live counting the entries not gone.
+func checkMailbox(t *testing.T, mb *mailbox) {
+	t.Helper()
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	live := 0
+	for i, q := range mb.queue {
+		if q.id != q.e.item.ID || (i > 0 && q.id <= mb.queue[i-1].id) {
+			t.Fatalf("mailbox %d: queue out of order at %d: %d after %d", mb.user, i, q.id, mb.queue[max(0, i-1)].id)
+		}
+		if !q.e.gone {
+			live++
+		}
+	}
+	if live != mb.live {
+		t.Fatalf("mailbox %d: live %d, but %d entries are not gone", mb.user, mb.live, live)
+	}
+}
+
+// TestAttachMerges: at login, the store's rows and what is in memory make
+// one queue in id order, each message once; an entry that is gone from
+// memory comes back from its row.
+func TestAttachMerges(t *testing.T) {
+	po := newTestPostOffice(t, 100)
+	const bob = 2
+	now := time.Now()
+	item := func(id int64) Stored {
+		return Stored{Recipient: bob, ID: id, Kind: "MSG", Sender: 1, Nick: "alice", Time: now, Body: "m" + strconv.FormatInt(id, 10)}
+	}
+	saved := make(chan error, 1)
+	po.store.SaveInbox([]Stored{item(10), item(11), item(12)}, func(err error) { saved <- err })
+	if err := <-saved; err != nil {
+		t.Fatal(err)
+	}
+	// In memory: 11 (also stored), 12 acknowledged while it was being
+	// saved (gone, its row not yet deleted), 13 not stored yet.
+	mb := po.box(bob)
+	mb.mu.Lock()
+	for _, id := range []int64{11, 12, 13} {
+		e := &entry{item: item(id), mb: mb, state: stSaved}
+		e.line = formatItem(nil, &e.item)
+		po.enqueueLocked(mb, e)
+		switch id {
+		case 12:
+			e.acked, e.gone = true, true
+			mb.live--
+		case 13:
+			e.state = stLive
+		}
+	}
+	mb.stored = 2 // 10 and 12
+	mb.mu.Unlock()
+
+	s, rec := po.online(bob)
+	flushed(t, s)
+	if ids := fmt.Sprint(rec.ids(t)); ids != "[10 11 12 13]" {
+		t.Fatalf("bob got %s, want [10 11 12 13]", ids)
+	}
+	checkMailbox(t, mb)
+	po.ack(bob, []int64{13, 10, 12, 11, 11, 99})
+	checkMailbox(t, mb)
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if mb.live != 0 || len(mb.queue) != 0 || mb.inflight != 0 || mb.inBytes != 0 {
+		t.Fatalf("after the ACKs: live %d, queue %d, in flight %d (%d bytes)", mb.live, len(mb.queue), mb.inflight, mb.inBytes)
 	}
 }

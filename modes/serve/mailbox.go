@@ -1,10 +1,10 @@
 package serve
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,7 +53,7 @@ type entry struct {
 	mb     *mailbox
 	state  entryState
 	acked  bool     // acknowledged by the recipient
-	gone   bool     // out of byID (acknowledged, dropped, or left to the store): falls off the queue
+	gone   bool     // acknowledged, dropped, or left to the store: no longer counts, falls off the queue
 	pushed bool     // sent to the mailbox's current session
 	from   *session // told when the entry is safe; nil once told
 	tag    string
@@ -65,14 +65,32 @@ type mailbox struct {
 	mu       sync.Mutex
 	user     int64
 	sess     *session
-	syncing  bool             // sess is logging in: nothing is sent until the replay is merged
-	byID     map[int64]*entry // entries in memory, not acknowledged
-	queue    []*entry         // the same, in id order; acknowledged ones drop off the head
-	next     int              // queue[:next] were pushed to sess
-	inflight int              // pushed, not acknowledged
-	inBytes  int              // bytes of those
-	stored   int              // rows in the store not in memory
-	peak     int              // most entries byID held since it was made
+	syncing  bool   // sess is logging in: nothing is sent until the replay is merged
+	queue    []slot // entries in memory, in id order; gone ones drop off the head
+	live     int    // entries in queue that are not gone
+	next     int    // queue[:next] were pushed to sess
+	inflight int    // pushed, not acknowledged
+	inBytes  int    // bytes of those
+	stored   int    // rows in the store not in memory
+}
+
+// slot is an entry in a mailbox's queue, with its id at hand for the
+// binary search that finds it (find). The queue is in id order because
+// every entry takes its id with its mailbox locked (post, notify,
+// postGroup): a mailbox's entries come in id order, and attach sorts
+// what it merges in.
+type slot struct {
+	id int64
+	e  *entry
+}
+
+// findLocked returns the entry with id that is not gone, or nil.
+func (mb *mailbox) findLocked(id int64) *entry {
+	i, ok := slices.BinarySearchFunc(mb.queue, id, func(s slot, id int64) int { return cmp.Compare(s.id, id) })
+	if !ok || mb.queue[i].e.gone {
+		return nil
+	}
+	return mb.queue[i].e
 }
 
 // postOffice owns all mailboxes and the saver goroutine.
@@ -136,7 +154,7 @@ func (po *postOffice) boxesOf(users []int64) []*mailbox {
 func (po *postOffice) boxLocked(user int64) *mailbox {
 	mb := po.boxes[user]
 	if mb == nil {
-		mb = &mailbox{user: user, byID: make(map[int64]*entry)}
+		mb = &mailbox{user: user}
 		po.boxes[user] = mb
 	}
 	return mb
@@ -161,7 +179,7 @@ func (po *postOffice) post(s *session, tag string, to int64, text string) error 
 }
 
 func (po *postOffice) roomLocked(mb *mailbox) error {
-	if len(mb.byID)+mb.stored >= po.maxQueue {
+	if mb.live+mb.stored >= po.maxQueue {
 		return protocol.Errorf(protocol.CodeQueueFull, "%d's queue is full (%d messages waiting); try later", mb.user, po.maxQueue)
 	}
 	return nil
@@ -172,9 +190,8 @@ func (po *postOffice) roomLocked(mb *mailbox) error {
 // else due when its grace is over; and pumps the mailbox, which pushes it
 // to an online recipient.
 func (po *postOffice) enqueueLocked(mb *mailbox, e *entry) {
-	mb.byID[e.item.ID] = e
-	mb.peak = max(mb.peak, len(mb.byID))
-	mb.queue = append(mb.queue, e)
+	mb.queue = append(mb.queue, slot{e.item.ID, e})
+	mb.live++
 	if mb.sess != nil {
 		e.due = e.item.Time.Add(po.grace)
 	}
@@ -332,7 +349,7 @@ func (mb *mailbox) pumpLocked(po *postOffice) {
 	buf := pumpBufs.Get().(*[]byte)
 	lines := (*buf)[:0]
 	for mb.next < len(mb.queue) && mb.inflight < po.window && mb.inBytes < po.windowBytes {
-		e := mb.queue[mb.next]
+		e := mb.queue[mb.next].e
 		mb.next++
 		if e.gone {
 			continue
@@ -362,12 +379,12 @@ func (po *postOffice) ack(user int64, ids []int64) {
 	var del []int64
 	mb.mu.Lock()
 	for _, id := range ids {
-		e := mb.byID[id]
+		e := mb.findLocked(id)
 		if e == nil {
 			continue // already acknowledged: duplicates are harmless
 		}
-		delete(mb.byID, id)
 		e.acked, e.gone = true, true
+		mb.live--
 		if e.pushed {
 			mb.inflight--
 			mb.inBytes -= len(e.line)
@@ -388,18 +405,18 @@ func (po *postOffice) ack(user int64, ids []int64) {
 // compactLocked drops acknowledged entries from the head of the queue.
 func (mb *mailbox) compactLocked() {
 	n := 0
-	for n < len(mb.queue) && mb.queue[n].gone {
-		mb.queue[n] = nil
+	for n < len(mb.queue) && mb.queue[n].e.gone {
+		mb.queue[n] = slot{}
 		n++
 	}
 	mb.queue = mb.queue[n:]
 	mb.next = max(0, mb.next-n)
-	if len(mb.queue) > 2*len(mb.byID)+64 {
+	if len(mb.queue) > 2*mb.live+64 {
 		// Acknowledged out of order behind an old entry: filter them out.
-		keep, next := make([]*entry, 0, len(mb.byID)), 0
-		for i, e := range mb.queue {
-			if !e.gone {
-				keep = append(keep, e)
+		keep, next := make([]slot, 0, mb.live), 0
+		for i, q := range mb.queue {
+			if !q.e.gone {
+				keep = append(keep, q)
 				if i < mb.next {
 					next++
 				}
@@ -407,26 +424,8 @@ func (mb *mailbox) compactLocked() {
 		}
 		mb.queue, mb.next = keep, next
 	} else if cap(mb.queue) > 256 && len(mb.queue) < cap(mb.queue)/4 {
-		mb.queue = append([]*entry(nil), mb.queue...)
+		mb.queue = append([]slot(nil), mb.queue...)
 	}
-	mb.shrinkLocked()
-}
-
-// shrinkLocked makes byID afresh once a burst is over. A map keeps its
-// size when its entries go, and each delete leaves a tombstone that later
-// inserts probe past: the map of a mailbox that once held thousands costs
-// several cache misses per message ever after, and holds their memory.
-func (mb *mailbox) shrinkLocked() {
-	if mb.peak < 256 || len(mb.byID) > mb.peak/8 {
-		return
-	}
-	byID := make(map[int64]*entry, len(mb.byID))
-	for _, e := range mb.queue { // byID holds exactly the queue's entries that are not gone
-		if !e.gone {
-			byID[e.item.ID] = e
-		}
-	}
-	mb.byID, mb.peak = byID, len(byID)
 }
 
 // tellSender answers the sender of e, once: how is "delivered", "stored"
@@ -476,18 +475,21 @@ func (po *postOffice) attach(ctx context.Context, s *session) (old *session) {
 		return old
 	}
 	if load && err == nil {
+		// Nothing was pushed to s yet (next is 0): drop what is gone, so
+		// that a row of a gone entry comes back as the only one of its id.
+		mb.queue = slices.DeleteFunc(mb.queue, func(q slot) bool { return q.e.gone })
+		inMemory := len(mb.queue)
 		for i := range rows {
-			if mb.byID[rows[i].ID] != nil {
+			if _, ok := slices.BinarySearchFunc(mb.queue[:inMemory], rows[i].ID, func(q slot, id int64) int { return cmp.Compare(q.id, id) }); ok {
 				continue
 			}
 			e := &entry{item: rows[i], mb: mb, state: stSaved}
 			e.line = formatItem(nil, &e.item)
-			mb.byID[e.item.ID] = e
-			mb.queue = append(mb.queue, e)
+			mb.queue = append(mb.queue, slot{e.item.ID, e})
+			mb.live++
 		}
-		mb.peak = max(mb.peak, len(mb.byID))
 		mb.stored = 0
-		sort.Slice(mb.queue, func(i, j int) bool { return mb.queue[i].item.ID < mb.queue[j].item.ID })
+		slices.SortFunc(mb.queue, func(a, b slot) int { return cmp.Compare(a.id, b.id) })
 	}
 	mb.syncing = false
 	mb.pumpLocked(po)
@@ -495,8 +497,8 @@ func (po *postOffice) attach(ctx context.Context, s *session) (old *session) {
 }
 
 func (mb *mailbox) resetPushedLocked() {
-	for _, e := range mb.queue {
-		e.pushed = false
+	for _, q := range mb.queue {
+		q.e.pushed = false
 	}
 	mb.next, mb.inflight, mb.inBytes = 0, 0, 0
 }
@@ -518,23 +520,22 @@ func (po *postOffice) detach(s *session) {
 	mb.sess, mb.syncing = nil, false
 	mb.resetPushedLocked()
 	keep := mb.queue[:0]
-	for _, e := range mb.queue {
-		switch {
+	for _, q := range mb.queue {
+		switch e := q.e; {
 		case e.gone:
 		case e.state == stSaved:
-			delete(mb.byID, e.item.ID)
 			e.gone = true
+			mb.live--
 			mb.stored++
 		default:
 			if e.state == stLive {
 				po.queueSave(e, true)
 			}
-			keep = append(keep, e)
+			keep = append(keep, q)
 		}
 	}
 	clear(mb.queue[len(keep):])
 	mb.queue = keep
-	mb.shrinkLocked()
 }
 
 // queueSave hands e to the saver: now (urgent) or when its grace is over.
@@ -662,8 +663,8 @@ func (po *postOffice) saved(claimed []*entry, err error) {
 			e.state = stLive
 			po.tellSender(e, "failed")
 			if mb.sess == nil && !e.gone {
-				delete(mb.byID, e.item.ID)
 				e.gone = true
+				mb.live--
 				mb.compactLocked()
 			}
 		case e.acked:
@@ -673,8 +674,8 @@ func (po *postOffice) saved(claimed []*entry, err error) {
 			e.state = stSaved
 			po.tellSender(e, "stored")
 			if mb.sess == nil {
-				delete(mb.byID, e.item.ID)
 				e.gone = true
+				mb.live--
 				mb.stored++
 				mb.compactLocked()
 			}

@@ -3,6 +3,7 @@ package serve
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -363,5 +364,66 @@ func TestAttachMerges(t *testing.T) {
 	defer mb.mu.Unlock()
 	if mb.live != 0 || len(mb.queue) != 0 || mb.inflight != 0 || mb.inBytes != 0 {
 		t.Fatalf("after the ACKs: live %d, queue %d, in flight %d (%d bytes)", mb.live, len(mb.queue), mb.inflight, mb.inBytes)
+	}
+}
+
+// TestIDsRunOut: when the reserved ids run out, a post waits for the next
+// reservation with no mailbox locked, since the store's writer, which
+// commits it, may need that mailbox first (in a callback of the batch
+// before, as saved does).
+func TestIDsRunOut(t *testing.T) {
+	for _, group := range []bool{false, true} {
+		po := newTestPostOffice(t, 100)
+		alice, _ := po.online(1)
+		bob, rec := po.online(2)
+		mb := po.box(2)
+		st := po.store
+		// The writer is busy until the reservation is queued behind this
+		// job, whose callback then needs bob's mailbox.
+		running, called := make(chan struct{}), make(chan struct{})
+		st.submit(func(tx *sql.Tx) error {
+			close(running)
+			j := <-st.jobs // the reservation
+			st.jobs <- j
+			return nil
+		}, false, func(error) {
+			mb.mu.Lock()
+			mb.mu.Unlock()
+			close(called)
+		})
+		<-running
+		po.ids.mu.Lock()
+		po.ids.next = po.ids.hi + 1
+		po.ids.mu.Unlock()
+
+		posted := make(chan error, 1)
+		go func() {
+			if !group {
+				posted <- po.post(alice, "", 2, "x")
+				return
+			}
+			boxes, err := po.postGroup(alice, "", "#g", []int64{2}, "x")
+			po.pumpAll(boxes)
+			posted <- err
+		}()
+		select {
+		case err := <-posted:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(ioWait):
+			// Deadlocked: give ids by hand so that the test can end.
+			po.ids.mu.Lock()
+			po.ids.hi += idBlock
+			po.ids.cond.Broadcast()
+			po.ids.mu.Unlock()
+			<-posted
+			t.Fatalf("group %v: the post waited for ids with bob's mailbox locked, and the writer for the mailbox", group)
+		}
+		<-called
+		flushed(t, bob)
+		if ids := rec.ids(t); len(ids) != 1 {
+			t.Fatalf("group %v: bob got %v", group, ids)
+		}
 	}
 }

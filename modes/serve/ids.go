@@ -33,20 +33,47 @@ func newIDAlloc(ctx context.Context, st *Store, log *slog.Logger) (*idAlloc, err
 }
 
 // Next returns a fresh id. It blocks only when the reserved block is used up
-// before the next reservation has committed.
+// before the next reservation has committed: never call it with a mailbox
+// locked, as the store's writer may need that mailbox before it gets to
+// the reservation (use TryNext and Wait).
 func (a *idAlloc) Next() int64 {
+	for {
+		if id, ok := a.TryNext(); ok {
+			return id
+		}
+		a.Wait()
+	}
+}
+
+// TryNext returns a fresh id, or false when the reserved block is used up
+// before the next reservation has committed.
+func (a *idAlloc) TryNext() (int64, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.reserveAheadLocked()
+	if a.next > a.hi {
+		return 0, false
+	}
+	id := a.next
+	a.next++
+	return id, true
+}
+
+// Wait waits until there are ids to give.
+func (a *idAlloc) Wait() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.reserveAheadLocked()
+	for a.next > a.hi {
+		a.cond.Wait()
+	}
+}
+
+func (a *idAlloc) reserveAheadLocked() {
 	if !a.reserving && a.hi-a.next < idBlock/2 {
 		a.reserving = true
 		go a.reserve()
 	}
-	for a.next > a.hi {
-		a.cond.Wait()
-	}
-	id := a.next
-	a.next++
-	return id
 }
 
 func (a *idAlloc) reserve() {

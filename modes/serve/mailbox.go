@@ -30,10 +30,11 @@ import (
 //   - On login the mailbox merges the store's rows with what it holds in
 //     memory and sends everything again in id order; clients drop
 //     duplicates by id.
-//   - A group message locks all its members' mailboxes at once, in user id
-//     order, to check their room and take its id: so every mailbox gets
-//     its entries in id order, and a full queue refuses the message before
-//     any member has it.
+//   - A message takes its id with its recipients' mailboxes locked (a
+//     group message locks all its members' at once, in user id order, and
+//     checks their room first): so every mailbox gets its entries in id
+//     order, and a full queue refuses a group message before any member
+//     has it (lockForID).
 //
 // Lock order: postOffice.mu, then mailbox.mu (several at once only in
 // user id order), then postOffice.smu; an Outbox's lock is taken last. No
@@ -75,10 +76,9 @@ type mailbox struct {
 }
 
 // slot is an entry in a mailbox's queue, with its id at hand for the
-// binary search that finds it (find). The queue is in id order because
-// every entry takes its id with its mailbox locked (post, notify,
-// postGroup): a mailbox's entries come in id order, and attach sorts
-// what it merges in.
+// binary search that finds it (findLocked). The queue is in id order
+// because every entry takes its id with its mailbox locked (lockForID),
+// and attach sorts what it merges in.
 type slot struct {
 	id int64
 	e  *entry
@@ -164,18 +164,50 @@ func (po *postOffice) boxLocked(user int64) *mailbox {
 // answered later, once the message is safe; an error means it was refused.
 func (po *postOffice) post(s *session, tag string, to int64, text string) error {
 	mb := po.box(to)
-	mb.mu.Lock()
-	defer mb.mu.Unlock()
-	if err := po.roomLocked(mb); err != nil {
+	id, err := po.lockForID([]*mailbox{mb}, true)
+	if err != nil {
 		return err
 	}
+	defer mb.mu.Unlock()
 	e := &entry{mb: mb, from: s, tag: tag}
-	e.item = Stored{Recipient: to, ID: po.ids.Next(), Kind: "MSG", Sender: s.user, Nick: s.nickname(), Time: time.Now(), Body: text}
+	e.item = Stored{Recipient: to, ID: id, Kind: "MSG", Sender: s.user, Nick: s.nickname(), Time: time.Now(), Body: text}
 	e.line = formatItem(nil, &e.item)
 	po.enqueueLocked(mb, e)
 	po.queueSave(e, mb.sess == nil)
 	mb.pumpLocked(po)
 	return nil
+}
+
+// lockForID locks boxes, which are in user id order, and takes a message
+// id while they are locked: so each mailbox gets its entries in id order.
+// With room, it refuses (leaving them unlocked) when one of them is full.
+// When the reserved ids run out it waits for more with nothing locked,
+// since the store's writer may need one of the mailboxes (saved) before it
+// gets to the reservation.
+func (po *postOffice) lockForID(boxes []*mailbox, room bool) (int64, error) {
+	for {
+		for i, mb := range boxes {
+			mb.mu.Lock()
+			if !room {
+				continue
+			}
+			if err := po.roomLocked(mb); err != nil {
+				unlockAll(boxes[:i+1])
+				return 0, err
+			}
+		}
+		if id, ok := po.ids.TryNext(); ok {
+			return id, nil
+		}
+		unlockAll(boxes)
+		po.ids.Wait()
+	}
+}
+
+func unlockAll(boxes []*mailbox) {
+	for _, mb := range boxes {
+		mb.mu.Unlock()
+	}
 }
 
 func (po *postOffice) roomLocked(mb *mailbox) error {
@@ -206,10 +238,10 @@ func (po *postOffice) notify(to int64, kind string, from int64, nick, body strin
 		return
 	}
 	mb := po.box(to)
-	mb.mu.Lock()
+	id, _ := po.lockForID([]*mailbox{mb}, false)
 	defer mb.mu.Unlock()
 	e := &entry{mb: mb}
-	e.item = Stored{Recipient: to, ID: po.ids.Next(), Kind: kind, Sender: from, Nick: nick, Time: time.Now(), Body: body}
+	e.item = Stored{Recipient: to, ID: id, Kind: kind, Sender: from, Nick: nick, Time: time.Now(), Body: body}
 	e.line = formatItem(nil, &e.item)
 	po.enqueueLocked(mb, e)
 	po.queueSave(e, mb.sess == nil)
@@ -262,17 +294,12 @@ func (f *fanout) done(how string) {
 func (po *postOffice) postGroup(s *session, tag, group string, to []int64, text string) ([]*mailbox, error) {
 	slices.Sort(to)
 	boxes := po.boxesOf(slices.Compact(to))
-	for i, mb := range boxes {
-		mb.mu.Lock()
-		if err := po.roomLocked(mb); err != nil {
-			for _, mb := range boxes[:i+1] {
-				mb.mu.Unlock()
-			}
-			return nil, err
-		}
+	id, err := po.lockForID(boxes, true)
+	if err != nil {
+		return nil, err
 	}
 	// All copies share one item's strings and one event line.
-	item := Stored{ID: po.ids.Next(), Kind: "GMSG", Sender: s.user, Nick: s.nickname(), Time: time.Now(), Body: group + " " + text}
+	item := Stored{ID: id, Kind: "GMSG", Sender: s.user, Nick: s.nickname(), Time: time.Now(), Body: group + " " + text}
 	line := formatItem(nil, &item)
 	f := &fanout{from: s, tag: tag, id: item.ID, group: group, time: item.Time}
 	f.left.Store(int64(len(boxes)) + 1)

@@ -427,3 +427,33 @@ func TestIDsRunOut(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupSkipsBlockers: a group message reaches every member but its
+// sender and those who block the sender, and the sender is not told.
+func TestGroupSkipsBlockers(t *testing.T) {
+	srv := testServer(t, t.TempDir())
+	defer srv.Shutdown()
+	clients := map[string]*client{}
+	for _, nick := range []string{"alice", "bob", "carol"} {
+		c := dial(t, srv, nick)
+		register(c, nick, "pw-pw")
+		c.login(nick, "pw-pw")
+		clients[nick] = c
+	}
+	alice, bob, carol := clients["alice"], clients["bob"], clients["carol"]
+	alice.want("CREATE #club", protocol.CodeOK)
+	bob.want("JOIN #club", protocol.CodeOK)
+	carol.want("JOIN #club", protocol.CodeOK)
+	bob.want("BLOCK carol", protocol.CodeOK)
+	carol.send("@c1 MSG #club hi all")
+	g := alice.waitFor("a GMSG", func(l protocol.Line) bool { return l.Kind == "GMSG" })
+	if g.Args[2] != "carol" || g.Args[5] != "hi all" {
+		t.Fatalf("alice got %q", g.Args)
+	}
+	alice.send("ACK " + g.Args[0])
+	l := carol.waitFor("the 250", func(l protocol.Line) bool { return l.Tag == "c1" })
+	if f := strings.Fields(l.Text); l.Code != protocol.CodeSent || len(f) < 2 || f[0] != g.Args[0] || f[1] != "delivered" {
+		t.Fatalf("carol: %d %s", l.Code, l.Text)
+	}
+	bob.quiet()
+}

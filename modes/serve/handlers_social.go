@@ -571,8 +571,8 @@ const maxHeldCopies = 4096
 // to maxHeldCopies copies, so that a burst of posts to a group reaches
 // each member in one write rather than one write per post, and the
 // members acknowledge them together. The read loop releases them before
-// it waits for input or runs anything but MSG; anything else that pumps
-// a member's mailbox sends them too, in id order.
+// it waits for input or runs anything but MSG and ACK; anything else that
+// pumps a member's mailbox sends them too, in id order.
 func (s *session) msgGroup(c *protocol.Command) error {
 	g, to, err := s.srv.soc.recipients(s.loggedIn(), c.Args[0])
 	if err != nil {

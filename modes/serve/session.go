@@ -116,7 +116,7 @@ func (s *session) run() {
 			s.replyErr(cmd.Tag, err)
 			continue
 		}
-		if s.held != nil && cmd.Verb != "MSG" {
+		if s.held != nil && cmd.Verb != "MSG" && cmd.Verb != "ACK" {
 			s.releaseHeld() // nor run what may take a while
 		}
 		s.dispatch(&cmd)

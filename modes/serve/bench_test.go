@@ -23,8 +23,9 @@ import (
 //
 // BenchmarkStore* is the durable store alone (what an unacknowledged
 // message costs), BenchmarkRoute the in-memory path of a message to an
-// online recipient who acknowledges it (post, push, ACK, answer), and
-// BenchmarkRelay the same through real connections on loopback.
+// online recipient who acknowledges it (post, push, ACK, answer),
+// BenchmarkGroupFanout the same for a group message to many members, and
+// BenchmarkRelay a private message through real connections on loopback.
 
 // TestWireFormatsMatchProtocol pins the hand-built hot-path lines to the
 // protocol package's builders, which are the reference.

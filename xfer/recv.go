@@ -115,7 +115,7 @@ func Receive(ctx context.Context, l *Link, opts ReceiveOptions, m Meter) ([]File
 			results[i].Err = errors.New(f.skip)
 		}
 	}
-	dirs := &folders{root: root, sub: make(map[string]*os.Root)}
+	dirs := &folders{root: root, sub: make(map[string]*folder)}
 	defer dirs.close()
 	for {
 		if l.r.Buffered() == 0 && l.w.Buffered() > 0 {
@@ -169,7 +169,7 @@ func Receive(ctx context.Context, l *Link, opts ReceiveOptions, m Meter) ([]File
 			err = skipData(l, n, err)
 		} else {
 			var sum string
-			sum, err = receiveFile(d, l, f, base, off, n, m)
+			sum, err = receiveFile(d.root, l, f, base, off, n, m)
 			r.SHA256 = sum
 		}
 		if err != nil {
@@ -258,9 +258,19 @@ func readManifest(l *Link) ([]*incoming, int64, error) {
 }
 
 // plan decides, for each file, whether it can be saved and how much of its
-// .part can be kept (hashing that much into f.h).
+// .part can be kept (hashing that much into f.h). Folders are checked
+// once each, and a folder with many of the offer's files is listed once
+// rather than asked about each file's part.
 func plan(root *os.Root, files []*incoming) {
 	seen := make(map[string]bool)
+	perDir := make(map[string]int)
+	for _, f := range files {
+		if f.skip == "" {
+			perDir[path.Dir(f.name)]++
+		}
+	}
+	parents := make(map[string]string) // folder -> why it cannot be used ("" if fine)
+	listings := make(map[string]map[string]bool)
 	for _, f := range files {
 		if f.skip != "" {
 			continue
@@ -270,11 +280,27 @@ func plan(root *os.Root, files []*incoming) {
 			continue
 		}
 		seen[f.name] = true
-		if why := checkParents(root, f.name); why != "" {
+		dir := path.Dir(f.name)
+		why, ok := parents[dir]
+		if !ok {
+			why = checkParents(root, f.name)
+			parents[dir] = why
+		}
+		if why != "" {
 			f.skip = why
 			continue
 		}
 		part := f.name + partSuffix
+		if perDir[dir] > 64 {
+			names, ok := listings[dir]
+			if !ok {
+				names = listDir(root, dir)
+				listings[dir] = names
+			}
+			if names != nil && !names[path.Base(part)] {
+				continue // no part to resume
+			}
+		}
 		fi, err := root.Lstat(part)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
@@ -300,6 +326,28 @@ func plan(root *os.Root, files []*incoming) {
 		}
 		f.have = n
 	}
+}
+
+// listDir returns the names in a folder: empty for a folder that does
+// not exist yet, nil when it cannot be read (then each name is checked).
+func listDir(root *os.Root, dir string) map[string]bool {
+	d, err := root.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]bool{}
+	}
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil
+	}
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
 }
 
 // checkParents refuses a path whose folders exist as something else than
@@ -347,34 +395,50 @@ func splitPath(p string) []string {
 // in one folder cost one walk of its path, not a thousand).
 type folders struct {
 	root *os.Root
-	sub  map[string]*os.Root
+	sub  map[string]*folder
 }
 
-// dir returns the root of name's folder, created if needed, and name's
-// base name.
-func (fs *folders) dir(name string) (*os.Root, string, error) {
+// folder is one folder received files go into.
+type folder struct {
+	root *os.Root
+	f    *os.File // the folder itself, for renames relative to it
+}
+
+// dir returns name's folder, created if needed, and name's base name.
+func (fs *folders) dir(name string) (*folder, string, error) {
 	dir, base := path.Split(name)
 	dir = path.Clean(dir)
-	if dir == "." {
-		return fs.root, base, nil
+	if d := fs.sub[dir]; d != nil {
+		return d, base, nil
 	}
-	if r := fs.sub[dir]; r != nil {
-		return r, base, nil
+	r := fs.root
+	if dir != "." {
+		if err := fs.root.MkdirAll(dir, 0o755); err != nil {
+			return nil, "", fmt.Errorf("create folder %s: %s", dir, errText(err))
+		}
+		var err error
+		if r, err = fs.root.OpenRoot(dir); err != nil {
+			return nil, "", fmt.Errorf("open folder %s: %s", dir, errText(err))
+		}
 	}
-	if err := fs.root.MkdirAll(dir, 0o755); err != nil {
-		return nil, "", fmt.Errorf("create folder %s: %s", dir, errText(err))
-	}
-	r, err := fs.root.OpenRoot(dir)
+	f, err := r.Open(".")
 	if err != nil {
+		if r != fs.root {
+			r.Close()
+		}
 		return nil, "", fmt.Errorf("open folder %s: %s", dir, errText(err))
 	}
-	fs.sub[dir] = r
-	return r, base, nil
+	d := &folder{root: r, f: f}
+	fs.sub[dir] = d
+	return d, base, nil
 }
 
 func (fs *folders) close() {
-	for _, r := range fs.sub {
-		r.Close()
+	for _, d := range fs.sub {
+		d.f.Close()
+		if d.root != fs.root {
+			d.root.Close()
+		}
 	}
 }
 
@@ -459,8 +523,10 @@ func skipData(l *Link, n int64, err error) error {
 }
 
 // finalize renames NAME.part to NAME, or to the first free "NAME (n).ext"
-// unless overwrite is set; it returns the name used.
-func finalize(root *os.Root, name string, overwrite bool) (string, error) {
+// unless overwrite is set; it returns the name used. name is a base name
+// in the folder d.
+func finalize(d *folder, name string, overwrite bool) (string, error) {
+	root := d.root
 	part := name + partSuffix
 	if overwrite {
 		if fi, err := root.Lstat(name); err == nil && fi.IsDir() {
@@ -476,25 +542,37 @@ func finalize(root *os.Root, name string, overwrite bool) (string, error) {
 		if n > 0 {
 			cand = numbered(name, n)
 		}
-		// A hard link fails when the name exists: no race can make us
+		// Only if the name is free, and atomically: no race can make us
 		// replace a file that appeared meanwhile.
-		err := root.Link(part, cand)
+		err := renameNoReplace(d, part, cand)
 		if err == nil {
-			root.Remove(part)
 			return cand, nil
 		}
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
-		// No hard links here (some file systems): check, then rename.
-		if _, lerr := root.Lstat(cand); errors.Is(lerr, fs.ErrNotExist) {
-			if err := root.Rename(part, cand); err != nil {
-				return "", errors.New(errText(err))
-			}
-			return cand, nil
-		}
+		return "", errors.New(errText(err))
 	}
 	return "", fmt.Errorf("no free name for %s", name)
+}
+
+// linkNoReplace is renameNoReplace where the system has no rename that
+// refuses to replace: a hard link fails when the name exists; then the
+// part goes. Where hard links are not possible either, it checks, then
+// renames.
+func linkNoReplace(root *os.Root, from, to string) error {
+	err := root.Link(from, to)
+	if err == nil {
+		root.Remove(from)
+		return nil
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	if _, lerr := root.Lstat(to); !errors.Is(lerr, fs.ErrNotExist) {
+		return fs.ErrExist
+	}
+	return root.Rename(from, to)
 }
 
 // errText is an error without the path that os puts in front, which would

@@ -134,7 +134,7 @@ func (c *Chat) readLoop(onMsg func(DirectMessage), onEnd func(error)) {
 			}
 			id, err1 := strconv.ParseInt(a[0], 10, 64)
 			ms, err2 := strconv.ParseInt(a[1], 10, 64)
-			if err1 != nil || err2 != nil || id == 0 || len(a[2]) > MaxChatText {
+			if err1 != nil || err2 != nil || id >= 0 || len(a[2]) > MaxChatText {
 				err = protoErr("bad MSG line")
 				return
 			}

@@ -10,9 +10,11 @@ import (
 
 // Limits on a received path, whatever the sender claims.
 const (
-	MaxPathBytes  = 1024 // bytes of a whole relative path
-	MaxNameBytes  = 255  // bytes of one path element (what Linux allows)
-	MaxPathDepth  = 32   // folders in a path
+	MaxPathBytes = 1024 // bytes of a whole relative path
+	// MaxNameBytes is the bytes of one path element: what Linux allows
+	// (255), less room for " (9999)" and ".part".
+	MaxNameBytes  = 255 - len(" (9999)") - len(partSuffix)
+	MaxPathDepth  = 32 // folders in a path
 	MaxOfferFiles = 100_000
 )
 

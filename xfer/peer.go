@@ -104,13 +104,17 @@ func (p *Peer) Dialer(timeout time.Duration) *net.Dialer {
 }
 
 // Expect makes the listener accept links for t until it expires or a link
-// is chosen. Expecting the same ticket again is harmless.
+// is chosen. Expecting the same ticket again updates what is known of it
+// (the answer to an offer expects it before the server confirms it, so
+// that an offerer quick to dial is not turned away).
 func (p *Peer) Expect(t Ticket) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.expect[t.ID] == nil {
-		p.expect[t.ID] = &expected{t: t, links: make(chan *Link, 4)}
+	if e := p.expect[t.ID]; e != nil {
+		e.t = t
+		return
 	}
+	p.expect[t.ID] = &expected{t: t, links: make(chan *Link, 4)}
 }
 
 // Forget drops a ticket: later links for it are refused.
@@ -162,22 +166,22 @@ func (p *Peer) serveIncoming(conn net.Conn) {
 		refuse("usage: HELLO <ticket> <id>")
 		return
 	}
-	e := p.lookup(args[0])
+	e, t := p.lookup(args[0])
 	from, idErr := strconv.ParseInt(args[1], 10, 64)
 	switch {
 	case e == nil:
 		refuse("unknown, used or expired ticket")
 		return
-	case idErr != nil || from != e.t.Peer:
+	case idErr != nil || from != t.Peer:
 		refuse("ticket not issued to you")
 		return
 	}
 	me := p.me.Load()
-	if err := l.send("HELLO", e.t.ID, strconv.FormatInt(me, 10)); err != nil {
+	if err := l.send("HELLO", t.ID, strconv.FormatInt(me, 10)); err != nil {
 		conn.Close()
 		return
 	}
-	l.Path, l.Via, l.Peer, l.Ticket, l.Offerer = "direct", "accepted from "+conn.RemoteAddr().String(), e.t.Peer, e.t.ID, e.t.Offerer
+	l.Path, l.Via, l.Peer, l.Ticket, l.Offerer = "direct", "accepted from "+conn.RemoteAddr().String(), t.Peer, t.ID, t.Offerer
 	select {
 	case e.links <- l:
 	default:
@@ -185,20 +189,20 @@ func (p *Peer) serveIncoming(conn net.Conn) {
 	}
 }
 
-// lookup returns the live expectation of a ticket, comparing in constant
-// time, or nil.
-func (p *Peer) lookup(ticket string) *expected {
+// lookup returns the live expectation of a ticket and what is known of
+// the ticket then, comparing in constant time, or nil.
+func (p *Peer) lookup(ticket string) (*expected, Ticket) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for id, e := range p.expect {
 		if subtle.ConstantTimeCompare([]byte(id), []byte(ticket)) == 1 {
 			if e.used || time.Now().After(e.t.Expires) {
-				return nil
+				return nil, Ticket{}
 			}
-			return e
+			return e, e.t
 		}
 	}
-	return nil
+	return nil, Ticket{}
 }
 
 // ConnectOptions tune Connect.
@@ -360,7 +364,14 @@ func (p *Peer) choose(ctx context.Context, t Ticket, found <-chan *Link) (*Link,
 	}
 	used := make(chan *Link, 1)
 	var waiting sync.WaitGroup
+	var seen []*Link
+	var chosen *Link
 	defer func() {
+		for _, l := range seen {
+			if l != chosen {
+				l.Close() // the offerer took another: end its wait for USE
+			}
+		}
 		go func() { waiting.Wait(); close(used) }()
 	}()
 	for {
@@ -370,6 +381,7 @@ func (p *Peer) choose(ctx context.Context, t Ticket, found <-chan *Link) (*Link,
 				found = nil
 				continue
 			}
+			seen = append(seen, l)
 			waiting.Add(1)
 			go func() {
 				defer waiting.Done()
@@ -384,6 +396,7 @@ func (p *Peer) choose(ctx context.Context, t Ticket, found <-chan *Link) (*Link,
 				}
 			}()
 		case l := <-used:
+			chosen = l
 			return l, nil
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w within the connect timeout", ErrNoPath)
@@ -406,9 +419,11 @@ func (p *Peer) dialLoop(ctx context.Context, t Ticket, opts ConnectOptions, offe
 			return
 		}
 		note(err)
-		if errors.Is(err, ErrLinkProtocol) || errors.Is(err, errPeerRefused) {
-			return // the peer is there and said no: retrying will not help
+		if errors.Is(err, ErrLinkProtocol) {
+			return // not a qchat peer: retrying will not help
 		}
+		// Refused (ERR) is tried again: the peer may not have been told
+		// the ticket yet when our first HELLO came.
 		if !sleepCtx(ctx, delay) {
 			return
 		}

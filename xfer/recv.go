@@ -13,6 +13,7 @@ import (
 	"path"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // ReceiveOptions tune Receive.
@@ -27,13 +28,13 @@ const maxFileSize = 1 << 50
 
 // incoming is the receiver's plan for one offered file.
 type incoming struct {
-	name  string // sanitized relative path
-	size  int64
-	skip  string // why it is refused, "" if wanted
-	have  int64  // bytes of its .part we can keep
-	h     hash.Hash
-	done  bool
-	isDup bool
+	name string // sanitized relative path
+	size int64
+	skip string // why it is refused, "" if wanted
+	have int64  // bytes of its .part we can keep
+	h    hash.Hash
+	done bool
+	part os.FileInfo // the .part as planned (have > 0), to see that it did not change
 }
 
 // Receive takes one offer from an established file link into opts.Dir:
@@ -71,7 +72,15 @@ func Receive(ctx context.Context, l *Link, opts ReceiveOptions, m Meter) ([]File
 	if opts.MaxSize > 0 && total > opts.MaxSize {
 		return refuse(fmt.Sprintf("too big: %d bytes, this receiver takes at most %d", total, opts.MaxSize))
 	}
-	plan(root, files)
+	// Hashing big parts takes a while: the sender hears WAIT meanwhile, so
+	// that it does not take the silence for a dead link.
+	lastWait := time.Now()
+	plan(root, files, func() {
+		if l.idle > 0 && time.Since(lastWait) > l.idle/3 {
+			l.send("WAIT")
+			lastWait = time.Now()
+		}
+	})
 	var need int64
 	for _, f := range files {
 		if f.skip == "" {
@@ -123,9 +132,12 @@ func Receive(ctx context.Context, l *Link, opts ReceiveOptions, m Meter) ([]File
 				return results, err
 			}
 		}
-		verb, rest, err := l.expect("DATA", "DONE")
+		verb, rest, err := l.expect("DATA", "DONE", "WAIT")
 		if err != nil {
 			return results, err
+		}
+		if verb == "WAIT" {
+			continue // the sender is hashing what we already hold
 		}
 		if verb == "DONE" {
 			break
@@ -165,12 +177,11 @@ func Receive(ctx context.Context, l *Link, opts ReceiveOptions, m Meter) ([]File
 		}
 		r.Resumed, r.Err = off, nil
 		d, base, err := dirs.dir(f.name)
+		var saved string
 		if err != nil {
 			err = skipData(l, n, err)
 		} else {
-			var sum string
-			sum, err = receiveFile(d.root, l, f, base, off, n, m)
-			r.SHA256 = sum
+			r.SHA256, saved, err = receiveFile(d, l, f, base, off, n, opts.Overwrite, m)
 		}
 		if err != nil {
 			r.Err = err
@@ -180,14 +191,8 @@ func Receive(ctx context.Context, l *Link, opts ReceiveOptions, m Meter) ([]File
 			l.writeLine("BAD", strconv.Itoa(int(idx)), err.Error())
 			continue
 		}
-		saved, err := finalize(d, base, opts.Overwrite)
 		if dir := path.Dir(f.name); dir != "." {
 			saved = dir + "/" + saved
-		}
-		if err != nil {
-			r.Err = err
-			l.writeLine("BAD", strconv.Itoa(int(idx)), err.Error())
-			continue
 		}
 		r.Moved, r.Path = n, saved
 		l.writeLine("OK", strconv.Itoa(int(idx)), r.SHA256, saved)
@@ -245,7 +250,10 @@ func readManifest(l *Link) ([]*incoming, int64, error) {
 		if f.name, err = SafePath(unescapeName(a[2])); err != nil {
 			f.name, f.skip = "file-"+strconv.FormatInt(i, 10), "no usable file name"
 		}
-		sum += size
+		if sum += size; sum > maxFileSize {
+			// Checked as it grows, so that it cannot wrap round.
+			return nil, 0, protoErr("the files add up to more than %d bytes", int64(maxFileSize))
+		}
 		files = append(files, f)
 	}
 	if _, _, err := l.expect("END"); err != nil {
@@ -261,7 +269,7 @@ func readManifest(l *Link) ([]*incoming, int64, error) {
 // .part can be kept (hashing that much into f.h). Folders are checked
 // once each, and a folder with many of the offer's files is listed once
 // rather than asked about each file's part.
-func plan(root *os.Root, files []*incoming) {
+func plan(root *os.Root, files []*incoming, tick func()) {
 	seen := make(map[string]bool)
 	perDir := make(map[string]int)
 	for _, f := range files {
@@ -311,21 +319,50 @@ func plan(root *os.Root, files []*incoming) {
 		case !fi.Mode().IsRegular():
 			f.skip = part + " exists and is not a regular file"
 			continue
-		case fi.Size() > f.size:
-			continue // not a prefix of this file: it will be overwritten
 		}
-		pf, err := root.OpenFile(part, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-		if err != nil {
-			continue
-		}
-		n, err := io.Copy(f.h, pf)
-		pf.Close()
-		if err != nil || n != fi.Size() {
-			f.h.Reset()
-			continue
-		}
-		f.have = n
+		f.skip = planPart(root, f, part, fi.Size(), tick)
 	}
+}
+
+// planPart looks at an existing NAME.part: someone's own file is refused,
+// one that another transfer holds too; a prefix of the file (as far as its
+// size goes) is hashed, with tick called as it goes, for HAVE. It returns
+// why the file is refused, or "".
+func planPart(root *os.Root, f *incoming, part string, size int64, tick func()) string {
+	pf, err := root.OpenFile(part, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return "cannot open " + part + ": " + errText(err)
+	}
+	defer pf.Close()
+	if !isPart(pf) {
+		return part + " exists and is not a partial download of qchat's"
+	}
+	if lockPart(pf, false) != nil {
+		return "another transfer is receiving " + f.name
+	}
+	defer unlockPart(pf)
+	if size > f.size {
+		return "" // not a prefix of this file: it will be started again
+	}
+	buf := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(buf)
+	var n int64
+	for {
+		k, err := pf.Read(*buf)
+		f.h.Write((*buf)[:k])
+		n += int64(k)
+		tick()
+		if err != nil {
+			break
+		}
+	}
+	fi, err := pf.Stat()
+	if err != nil || n != size || fi.Size() != size {
+		f.h.Reset()
+		return ""
+	}
+	f.have, f.part = n, fi
+	return ""
 }
 
 // listDir returns the names in a folder: empty for a folder that does
@@ -443,27 +480,43 @@ func (fs *folders) close() {
 }
 
 // receiveFile writes n bytes at off into NAME.part (name is the base name
-// in the folder root) and checks the SUM line that follows against the
-// hash of the whole part.
-func receiveFile(root *os.Root, l *Link, f *incoming, name string, off, n int64, m Meter) (string, error) {
+// in folder d), checks the SUM line that follows against the hash of the
+// whole part, and renames it into place (finalize) while it still holds
+// the part: no other transfer can write into it from open to rename. It
+// returns the hash and the name saved under.
+func receiveFile(d *folder, l *Link, f *incoming, name string, off, n int64, overwrite bool, m Meter) (string, string, error) {
 	part := name + partSuffix
-	flags := os.O_WRONLY | os.O_CREATE | syscall.O_NOFOLLOW
-	if off == 0 {
-		flags |= os.O_TRUNC
-		f.h.Reset()
+	out, err := d.root.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o644)
+	created := err == nil
+	if errors.Is(err, fs.ErrExist) {
+		out, err = d.root.OpenFile(part, os.O_WRONLY|syscall.O_NOFOLLOW, 0)
 	}
-	out, err := root.OpenFile(part, flags, 0o644)
 	if err != nil {
-		return "", skipData(l, n, fmt.Errorf("create %s: %s", part, errText(err)))
+		return "", "", skipData(l, n, fmt.Errorf("create %s: %s", part, errText(err)))
 	}
 	defer out.Close()
+	if err := lockPart(out, true); err != nil {
+		return "", "", skipData(l, n, fmt.Errorf("another transfer is receiving %s", f.name))
+	}
+	if created {
+		markPart(out)
+	} else if !isPart(out) {
+		return "", "", skipData(l, n, fmt.Errorf("%s exists and is not a partial download of qchat's", part))
+	}
 	if off > 0 {
-		if err := out.Truncate(off); err != nil {
-			return "", skipData(l, n, err)
+		// Resuming: the part must be the one whose prefix was hashed.
+		fi, err := out.Stat()
+		if err != nil || f.part == nil || !os.SameFile(fi, f.part) || fi.Size() != f.part.Size() || !fi.ModTime().Equal(f.part.ModTime()) {
+			return "", "", skipData(l, n, fmt.Errorf("%s changed while it was offered; offer it again", part))
 		}
-		if _, err := out.Seek(off, io.SeekStart); err != nil {
-			return "", skipData(l, n, err)
-		}
+	} else {
+		f.h.Reset()
+	}
+	if err := out.Truncate(off); err != nil {
+		return "", "", skipData(l, n, err)
+	}
+	if _, err := out.Seek(off, io.SeekStart); err != nil {
+		return "", "", skipData(l, n, err)
 	}
 	var werr error
 	err = pipe(n, func(b []byte) error {
@@ -485,36 +538,42 @@ func receiveFile(root *os.Root, l *Link, f *incoming, name string, off, n int64,
 		return nil
 	})
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	_, rest, err := l.expect("SUM")
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", errLink, err)
+		return "", "", fmt.Errorf("%w: %v", errLink, err)
 	}
 	a, err := fields(rest, 2, false)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", errLink, err)
+		return "", "", fmt.Errorf("%w: %v", errLink, err)
 	}
 	if werr != nil {
-		return "", fmt.Errorf("write %s: %s", part, errText(werr))
-	}
-	if err := out.Close(); err != nil {
-		return "", fmt.Errorf("write %s: %s", part, errText(err))
+		return "", "", fmt.Errorf("write %s: %s", part, errText(werr))
 	}
 	sum := hex.EncodeToString(f.h.Sum(nil))
 	if a[1] != sum {
 		// Not what was sent: never keep it, never resume from it.
-		root.Remove(part)
-		return "", fmt.Errorf("hash mismatch: got %s, sender says %s", sum, clipText(a[1]))
+		d.root.Remove(part)
+		return "", "", fmt.Errorf("hash mismatch: got %s, sender says %s", sum, clipText(a[1]))
 	}
-	return sum, nil
+	saved, err := finalize(d, name, overwrite)
+	if err != nil {
+		return "", "", err
+	}
+	return sum, saved, nil
 }
 
 // skipData reads and drops the n bytes and the SUM of a file that cannot
 // be written, so that the link stays in step; err is the file's failure.
 func skipData(l *Link, n int64, err error) error {
-	if _, cerr := io.CopyN(io.Discard, l.r, n); cerr != nil {
-		return fmt.Errorf("%w: %v", errLink, cerr)
+	for n > 0 { // in chunks, each within the idle timeout
+		l.readDeadline()
+		k, cerr := io.CopyN(io.Discard, l.r, min(n, chunk))
+		n -= k
+		if cerr != nil {
+			return fmt.Errorf("%w: %v", errLink, cerr)
+		}
 	}
 	if _, _, cerr := l.expect("SUM"); cerr != nil {
 		return fmt.Errorf("%w: %v", errLink, cerr)

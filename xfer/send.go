@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -67,6 +68,10 @@ func (r SendResult) Failed() []FileResult {
 // ErrRefused is returned by Send when the receiver refused the whole offer.
 var ErrRefused = errors.New("refused by the receiver")
 
+// ErrSkipped is wrapped by the error of a file the receiver will not take
+// (SKIP): offering it again will not help.
+var ErrSkipped = errors.New("refused by the receiver")
+
 // chunk is the size of one read and write of file data.
 const chunk = 256 << 10
 
@@ -104,9 +109,12 @@ func Send(ctx context.Context, l *Link, o *Offer, m Meter) (SendResult, error) {
 	have := make(map[int]resumePoint)
 	skip := make(map[int]string)
 	for {
-		verb, rest, err := l.expect("HAVE", "SKIP", "GO", "NO")
+		verb, rest, err := l.expect("HAVE", "SKIP", "GO", "NO", "WAIT")
 		if err != nil {
 			return res, fmt.Errorf("waiting for the receiver's answer: %w", err)
+		}
+		if verb == "WAIT" {
+			continue // it is hashing what it already holds
 		}
 		if verb == "GO" {
 			break
@@ -129,7 +137,7 @@ func Send(ctx context.Context, l *Link, o *Offer, m Meter) (SendResult, error) {
 		}
 		if verb == "SKIP" {
 			skip[int(idx)] = args[1]
-			res.Files[idx].Err = fmt.Errorf("refused by the receiver: %s", clipText(args[1]))
+			res.Files[idx].Err = fmt.Errorf("%w: %s", ErrSkipped, clipText(args[1]))
 			continue
 		}
 		off, err := parseCount(args[1], o.Items[idx].Size)
@@ -149,9 +157,14 @@ func Send(ctx context.Context, l *Link, o *Offer, m Meter) (SendResult, error) {
 		m.Begin(len(o.Items)-len(skip), o.Total, wire)
 	}
 
-	// Answers come back while later files are still being sent.
+	// Answers come back while later files are still being sent. They
+	// come only as files are through, so the reader waits without a
+	// deadline while we send (a dead receiver fails our writes); once
+	// DONE is out, the rest must come within the idle timeout.
 	acks := make(chan ackResult, 1)
-	go func() { acks <- readAcks(l, len(o.Items)) }()
+	var sent atomic.Bool
+	l.conn.SetReadDeadline(time.Time{})
+	go func() { acks <- readAcks(l, len(o.Items), &sent) }()
 
 	for i, it := range o.Items {
 		if _, ok := skip[i]; ok {
@@ -178,6 +191,8 @@ func Send(ctx context.Context, l *Link, o *Offer, m Meter) (SendResult, error) {
 		<-acks
 		return res, err
 	}
+	sent.Store(true)
+	l.readDeadline()
 	a := <-acks
 	a.apply(&res, m)
 	if a.err != nil {
@@ -229,8 +244,22 @@ func sendFile(l *Link, idx int, it Item, have resumePoint, m Meter) (int64, stri
 	}
 	off := int64(0)
 	if have.offset > 0 {
-		if _, err := io.CopyBuffer(h, io.LimitReader(f, have.offset), buf); err != nil {
-			return fail(err)
+		// Hashing what the receiver holds takes a while for a big part:
+		// it hears WAIT meanwhile.
+		last := time.Now()
+		for left := have.offset; left > 0; {
+			k, err := f.Read(buf[:min(int64(len(buf)), left)])
+			h.Write(buf[:k])
+			left -= int64(k)
+			if err != nil && left > 0 {
+				return fail(err)
+			}
+			if l.idle > 0 && time.Since(last) > l.idle/3 {
+				if err := l.send("WAIT"); err != nil {
+					return 0, "", err
+				}
+				last = time.Now()
+			}
 		}
 		if hex.EncodeToString(h.Sum(nil)) == have.sha {
 			off = have.offset
@@ -281,6 +310,12 @@ func copyData(l *Link, f *os.File, h hash.Hash, n int64, buf []byte, m Meter) er
 		return err
 	}
 	start, sent := time.Now(), int64(0)
+	piece := len(buf)
+	if l.rate > 0 {
+		// Slow links get small writes, so that the receiver sees bytes
+		// well within its idle timeout.
+		piece = int(min(int64(piece), max(l.rate/4, 1024)))
+	}
 	return pipe(n, func(b []byte) error {
 		if _, err := io.ReadFull(f, b); err != nil {
 			return fmt.Errorf("read %s: %w", f.Name(), err)
@@ -288,19 +323,23 @@ func copyData(l *Link, f *os.File, h hash.Hash, n int64, buf []byte, m Meter) er
 		h.Write(b)
 		return nil
 	}, func(b []byte) error {
-		l.writeDeadline()
-		if _, err := l.conn.Write(b); err != nil {
-			return err
-		}
-		if m != nil {
-			m.Bytes(len(b))
-		}
-		if l.rate > 0 {
-			// Hold back until the bytes sent fit the rate.
-			sent += int64(len(b))
-			due := start.Add(time.Duration(float64(sent) / float64(l.rate) * float64(time.Second)))
-			if d := time.Until(due); d > 0 {
-				time.Sleep(d)
+		for len(b) > 0 {
+			p := b[:min(len(b), piece)]
+			b = b[len(p):]
+			l.writeDeadline()
+			if _, err := l.conn.Write(p); err != nil {
+				return err
+			}
+			if m != nil {
+				m.Bytes(len(p))
+			}
+			if l.rate > 0 {
+				// Hold back until the bytes sent fit the rate.
+				sent += int64(len(p))
+				due := start.Add(time.Duration(float64(sent) / float64(l.rate) * float64(time.Second)))
+				if d := time.Until(due); d > 0 {
+					time.Sleep(d)
+				}
 			}
 		}
 		return nil
@@ -338,11 +377,19 @@ func (a ackResult) apply(res *SendResult, m Meter) {
 	}
 }
 
-// readAcks reads OK and BAD lines until BYE or the link ends.
-func readAcks(l *Link, count int) ackResult {
+// readAcks reads OK and BAD lines until BYE or the link ends: under no
+// deadline (Send cleared it) until sent is set, then each within the idle
+// timeout.
+func readAcks(l *Link, count int, sent *atomic.Bool) ackResult {
 	a := ackResult{ok: make(map[int][2]string), bad: make(map[int]string)}
 	for {
-		verb, rest, err := l.expect("OK", "BAD", "BYE")
+		if sent.Load() {
+			l.readDeadline()
+		}
+		verb, rest, err := l.readLineNow()
+		if err == nil && verb != "OK" && verb != "BAD" && verb != "BYE" {
+			err = protoErr("expected OK, BAD or BYE, got %q", clipText(verb))
+		}
 		if err != nil {
 			a.err = err
 			return a

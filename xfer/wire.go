@@ -76,8 +76,14 @@ func (l *Link) writeDeadline() {
 
 // readLine returns the next line split into its verb and the rest, both
 // checked: valid UTF-8, no control characters, at most maxLinkLine bytes.
+// It must come within the idle timeout.
 func (l *Link) readLine() (verb, rest string, err error) {
 	l.readDeadline()
+	return l.readLineNow()
+}
+
+// readLineNow is readLine under whatever read deadline is set.
+func (l *Link) readLineNow() (verb, rest string, err error) {
 	b, err := l.r.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) || len(b) > maxLinkLine {
 		return "", "", protoErr("line too long")
@@ -92,9 +98,9 @@ func (l *Link) readLine() (verb, rest string, err error) {
 	if !utf8.Valid(b) {
 		return "", "", protoErr("line is not UTF-8")
 	}
-	for _, c := range b {
-		if c < 0x20 || c == 0x7f {
-			return "", "", protoErr("control character in a line")
+	for _, r := range string(b) {
+		if unsafeRune(r) {
+			return "", "", protoErr("control or formatting character in a line")
 		}
 	}
 	verb, rest, _ = strings.Cut(string(b), " ")
@@ -193,19 +199,21 @@ func clipText(s string) string {
 	return s[:n] + "…"
 }
 
-// escapeName writes a file name for a link line: '%', control characters
-// and bytes of invalid UTF-8 become %XX, so any name the sender's file
-// system holds can be told (the receiver then makes it safe: SafePath).
+// escapeName writes a file name for a link line: '%', control and
+// formatting characters and bytes of invalid UTF-8 become %XX (each byte),
+// so any name the sender's file system holds can be told (the receiver
+// then makes it safe: SafePath).
 func escapeName(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == '%' || r < 0x20 || r == 0x7f || (r == utf8.RuneError && size == 1) {
-			b.WriteString(fmt.Sprintf("%%%02X", s[i]))
-			i++
-			continue
+		if r == '%' || unsafeRune(r) || (r == utf8.RuneError && size == 1) {
+			for _, c := range []byte(s[i : i+size]) {
+				fmt.Fprintf(&b, "%%%02X", c)
+			}
+		} else {
+			b.WriteString(s[i : i+size])
 		}
-		b.WriteString(s[i : i+size])
 		i += size
 	}
 	return b.String()

@@ -151,6 +151,19 @@ func writeFile(t *testing.T, path string, data []byte) {
 	}
 }
 
+// writePart writes a partial file as the receiver makes them (marked as
+// qchat's).
+func writePart(t *testing.T, path string, data []byte) {
+	t.Helper()
+	writeFile(t, path, data)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	markPart(f)
+	f.Close()
+}
+
 func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	rand.Read(b)
@@ -231,7 +244,7 @@ func TestResumeFromPart(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
 	data := randomBytes(1<<20 + 5)
 	writeFile(t, filepath.Join(src, "f.bin"), data)
-	writeFile(t, filepath.Join(dst, "f.bin.part"), data[:300_000])
+	writePart(t, filepath.Join(dst, "f.bin.part"), data[:300_000])
 	o, err := NewOffer(filepath.Join(src, "f.bin"))
 	if err != nil {
 		t.Fatal(err)
@@ -251,7 +264,7 @@ func TestResumeFromPart(t *testing.T) {
 	// A part that is not a prefix of the source (the source changed):
 	// everything is sent again, nothing is spliced.
 	other := randomBytes(300_000)
-	writeFile(t, filepath.Join(dst, "f.bin.part"), other)
+	writePart(t, filepath.Join(dst, "f.bin.part"), other)
 	sres, _, serr, rerr = transfer(t, o, ReceiveOptions{Dir: dst, Overwrite: true})
 	if serr != nil || rerr != nil {
 		t.Fatalf("send %v, receive %v", serr, rerr)
@@ -336,7 +349,7 @@ func TestSafePath(t *testing.T) {
 		"  spaced . ":            "spaced",
 		"中文/😀.txt":               "中文/😀.txt",
 		"x\xff":                  "x_",
-		strings.Repeat("a", 300): strings.Repeat("a", 255),
+		strings.Repeat("a", 300): strings.Repeat("a", MaxNameBytes),
 	} {
 		got, err := SafePath(in)
 		if err != nil || got != want {
@@ -394,5 +407,91 @@ func TestStalledTransferFails(t *testing.T) {
 	}
 	if f := res.Files[0]; f.Err == nil || f.Moved != 0 {
 		t.Errorf("file result %+v", f)
+	}
+}
+
+// TestForeignPartUntouched: a NAME.part that the receiver did not make
+// (someone's own file) is neither resumed nor truncated nor renamed, and
+// a received file named like a partial is kept as it is.
+func TestForeignPartUntouched(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(src, "video"), []byte("the video"))
+	writeFile(t, filepath.Join(dst, "video.part"), []byte("my own file"))
+	probe, _ := os.Open(filepath.Join(dst, "video.part"))
+	foreign := !isPart(probe)
+	probe.Close()
+	if !foreign {
+		t.Skip("this file system cannot mark partial files (no user xattrs)")
+	}
+	o, err := NewOffer(filepath.Join(src, "video"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rres, serr, rerr := transfer(t, o, ReceiveOptions{Dir: dst})
+	if serr != nil || rerr != nil {
+		t.Fatalf("send %v, receive %v", serr, rerr)
+	}
+	if rres[0].Err == nil {
+		t.Error("received video over someone's video.part")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dst, "video.part")); string(b) != "my own file" {
+		t.Errorf("video.part is now %q", b)
+	}
+}
+
+// TestConcurrentSameName: two offers of one name into one folder at once
+// never mix: each file saved holds exactly the bytes its hash says.
+func TestConcurrentSameName(t *testing.T) {
+	dst := t.TempDir()
+	var offers []*Offer
+	var datas [][]byte
+	for i := range 2 {
+		d := t.TempDir()
+		data := randomBytes(4<<20 + i)
+		datas = append(datas, data)
+		writeFile(t, filepath.Join(d, "report.bin"), data)
+		o, err := NewOffer(filepath.Join(d, "report.bin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		offers = append(offers, o)
+	}
+	var wg sync.WaitGroup
+	results := make([][]FileResult, 2)
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, results[i], _, _ = transfer(t, offers[i], ReceiveOptions{Dir: dst})
+		}()
+	}
+	wg.Wait()
+	for i, res := range results {
+		for _, f := range res {
+			if f.Err != nil {
+				continue // refused while the other held the name: fine
+			}
+			got, err := os.ReadFile(filepath.Join(dst, f.Path))
+			sum := sha256.Sum256(got)
+			if err != nil || hex.EncodeToString(sum[:]) != f.SHA256 || !bytes.Equal(got, datas[i]) {
+				t.Errorf("offer %d saved %s: %d bytes, not what it sent (%v)", i, f.Path, len(got), err)
+			}
+		}
+	}
+}
+
+// TestEscapeNameRoundTrip: every name a file system can hold crosses a
+// link line intact (and the line passes the receiver's checks).
+func TestEscapeNameRoundTrip(t *testing.T) {
+	for _, name := range []string{"plain.txt", "100%.txt", "a\x1b[31m", "\u202egnp.exe", "x\xffy", "中文 😀", "\u0085c1", "a%2Fb"} {
+		e := escapeName(name)
+		for _, r := range e {
+			if unsafeRune(r) {
+				t.Errorf("escapeName(%q) = %q holds %U", name, e, r)
+			}
+		}
+		if got := unescapeName(e); got != name {
+			t.Errorf("unescapeName(escapeName(%q)) = %q", name, got)
+		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"sync"
 	"testing"
-	"time"
 
 	"qchat/modes/client"
 	"qchat/xfer"
@@ -41,7 +40,7 @@ func newTestApp(t *testing.T, jsonOut bool) (a *app, stdout, stderr *syncBuffer)
 		stderr: stderr,
 	}
 	a.seenCond = sync.NewCond(&a.mu)
-	a.links = links{offers: make(map[string]client.OfferEvent), chats: make(map[int64]*xfer.Chat), retry: make(map[string]time.Time)}
+	a.links = links{offers: make(map[string]client.OfferEvent), chats: make(map[int64]*xfer.Chat), retry: make(map[string]retryable)}
 	a.bgCtx, a.bgCancel = context.WithCancel(context.Background())
 	t.Cleanup(func() {
 		a.bgCancel()

@@ -81,7 +81,7 @@ type app struct {
 func Run(ctx context.Context, cfg Config, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{cfg: cfg, known: make(map[int64]string), ready: make(chan struct{}), stderr: stderr}
 	a.seenCond = sync.NewCond(&a.mu)
-	a.links = links{offers: make(map[string]client.OfferEvent), chats: make(map[int64]*xfer.Chat), retry: make(map[string]time.Time)}
+	a.links = links{offers: make(map[string]client.OfferEvent), chats: make(map[int64]*xfer.Chat), retry: make(map[string]retryable)}
 	if a.cfg.Dir == "" {
 		a.cfg.Dir = "."
 	}

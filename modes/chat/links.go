@@ -29,11 +29,19 @@ type links struct {
 	// retry holds offers I accepted whose transfer failed part-way: the
 	// sender's next offer under the same name is its retry, taken without
 	// asking again.
-	retry map[string]time.Time
+	retry map[string]retryable
 	bg    sync.WaitGroup // running background work (links, transfers)
 }
 
 const retryWindow = 10 * time.Minute
+
+// retryable is what is left of an accepted offer whose transfer failed:
+// a retry may offer at most that much, within retryWindow.
+type retryable struct {
+	at    time.Time
+	files int
+	bytes int64
+}
 
 func retryKey(from int64, name string) string { return strconv.FormatInt(from, 10) + "\x00" + name }
 
@@ -68,10 +76,10 @@ func (a *app) onOffer(o client.OfferEvent) {
 	lk := &a.links
 	lk.mu.Lock()
 	open := len(lk.chats)
-	_, isRetry := lk.retry[retryKey(o.From, o.Name)]
-	if isRetry {
-		delete(lk.retry, retryKey(o.From, o.Name))
-	} else {
+	left, isRetry := lk.retry[retryKey(o.From, o.Name)]
+	isRetry = isRetry && o.Purpose == "file" && time.Since(left.at) < retryWindow && o.Count <= left.files && o.Bytes <= left.bytes
+	delete(lk.retry, retryKey(o.From, o.Name))
+	if !isRetry {
 		lk.offers[o.Ticket] = o
 	}
 	lk.mu.Unlock()
@@ -154,9 +162,12 @@ func (a *app) acceptFiles(ctx context.Context, o client.OfferEvent) error {
 	from := client.User{ID: o.From, Nick: o.FromNick}
 	res, err := xfer.Receive(ctx, l, xfer.ReceiveOptions{Dir: a.cfg.Dir, Overwrite: a.cfg.Overwrite},
 		a.newMeter("receiving "+protocol.Escape(o.Name)))
-	failed := 0
+	failed, done := 0, 0
+	var doneBytes int64
 	for _, f := range res {
 		if f.Err == nil {
+			done++
+			doneBytes += f.Size
 			a.note(a.out.FileReceived(from, f, a.cfg.Dir, l.Path))
 		} else {
 			failed++
@@ -166,7 +177,7 @@ func (a *app) acceptFiles(ctx context.Context, o client.OfferEvent) error {
 	if err != nil || failed > 0 {
 		if !errors.Is(err, xfer.ErrRefused) {
 			a.links.mu.Lock()
-			a.links.retry[retryKey(o.From, o.Name)] = time.Now()
+			a.links.retry[retryKey(o.From, o.Name)] = retryable{time.Now(), o.Count - done, o.Bytes - doneBytes}
 			a.links.mu.Unlock()
 		}
 		if err == nil {
@@ -215,7 +226,9 @@ func (a *app) openChat(ctx context.Context, t xfer.Ticket) error {
 		a.note(a.out.Direct(peer, m))
 	}, func(err error) {
 		a.links.mu.Lock()
-		delete(a.links.chats, peer.ID)
+		if c := a.links.chats[peer.ID]; c != nil && c.Link() == l {
+			delete(a.links.chats, peer.ID) // not a newer chat that replaced this one
+		}
 		a.links.mu.Unlock()
 		why := "closed"
 		if err != nil {

@@ -59,6 +59,10 @@ func ParseCancel(l protocol.Line) (ticket, why string, err error) {
 	return l.Args[0], l.Args[1], nil
 }
 
+// offerLinkWait bounds how long an accepted ticket is expected before the
+// server's answer says until when (its link-by).
+const offerLinkWait = 3 * time.Minute
+
 // offerWait bounds the wait for an answer to an offer; the server refuses
 // unanswered offers well before (serve --offer-timeout).
 const offerWait = time.Hour
@@ -111,9 +115,16 @@ func (c *Client) Answer(ctx context.Context, accept bool, o OfferEvent) (xfer.Ti
 	verb := "REJECT"
 	if accept {
 		verb = "ACCEPT"
+		if p := c.opts.Peer; p != nil {
+			// The offerer may dial as soon as the server tells it.
+			p.Expect(xfer.Ticket{ID: o.Ticket, Purpose: o.Purpose, Peer: o.From, Expires: time.Now().Add(offerLinkWait)})
+		}
 	}
 	r, err := c.Do(ctx, verb, o.Purpose, o.Ticket)
 	if err != nil || !accept {
+		if accept && c.opts.Peer != nil {
+			c.opts.Peer.Forget(o.Ticket)
+		}
 		return xfer.Ticket{}, err
 	}
 	return parseTicket(r.Text, o.Purpose)
@@ -230,8 +241,8 @@ func (c *Client) SendFiles(ctx context.Context, who string, o *xfer.Offer, opts 
 			}
 			*fr = f
 			fr.Moved += moved
-			if f.Err == nil {
-				done[f.Name] = true
+			if f.Err == nil || errors.Is(f.Err, xfer.ErrSkipped) {
+				done[f.Name] = true // through, or refused for good: not offered again
 			}
 		}
 		if errors.Is(err, xfer.ErrRefused) || ctx.Err() != nil {

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"qchat/history"
@@ -168,6 +169,7 @@ func (r *receiver) session(ctx context.Context) error {
 	files := make(chan []xfer.FileResult)
 	tctx, stopTransfers := context.WithCancel(ctx)
 	var transfers sync.WaitGroup
+	var running atomic.Int32 // transfers receiving now
 	defer func() {
 		stopTransfers()
 		go func() {
@@ -198,7 +200,11 @@ func (r *receiver) session(ctx context.Context) error {
 			}
 			if l.Kind == "OFFER" {
 				if o, err := client.ParseOffer(l); err == nil {
-					if why := r.refusal(o); why != "" {
+					why := r.refusal(o)
+					if why == "" && running.Load() >= maxTransfers {
+						why = fmt.Sprintf("busy: %d transfers running", maxTransfers)
+					}
+					if why != "" {
 						fmt.Fprintf(r.stderr, "qchat recv: refused %s from %s (%d): %s\n", offerWhat(o), protocol.Escape(o.FromNick), o.From, why)
 						transfers.Add(1)
 						go func() {
@@ -208,8 +214,10 @@ func (r *receiver) session(ctx context.Context) error {
 						continue
 					}
 					transfers.Add(1)
+					running.Add(1)
 					go func() {
 						defer transfers.Done()
+						defer running.Add(-1)
 						res := r.receive(tctx, cl, o)
 						select {
 						case files <- res:
@@ -248,6 +256,10 @@ func (r *receiver) session(ctx context.Context) error {
 	}
 }
 
+// maxTransfers bounds the offers recv takes at once; more are refused as
+// busy (the sender may offer again later).
+const maxTransfers = 4
+
 // offerWhat names an offer for a log line.
 func offerWhat(o client.OfferEvent) string {
 	if o.Purpose == "chat" {
@@ -284,15 +296,15 @@ func (r *receiver) allowed(o client.OfferEvent) bool {
 func (r *receiver) receive(ctx context.Context, cl *client.Client, o client.OfferEvent) []xfer.FileResult {
 	t, err := cl.Answer(ctx, true, o)
 	if err != nil {
-		fmt.Fprintf(r.stderr, "qchat recv: accept %s: %v\n", offerWhat(o), err)
+		fmt.Fprintf(r.stderr, "qchat recv: accept %s: %s\n", offerWhat(o), protocol.Escape(err.Error()))
 		return nil
 	}
 	l, err := cl.Link(ctx, t, xfer.ConnectOptions{Timeout: r.cfg.ConnectTimeout, Idle: r.cfg.IdleTimeout, ForceRelay: r.cfg.ForceRelay})
 	if err != nil {
-		fmt.Fprintf(r.stderr, "qchat recv: %s from %s (%d): %v\n", offerWhat(o), protocol.Escape(o.FromNick), o.From, err)
+		fmt.Fprintf(r.stderr, "qchat recv: %s from %s (%d): %s\n", offerWhat(o), protocol.Escape(o.FromNick), o.From, protocol.Escape(err.Error()))
 		return nil
 	}
-	fmt.Fprintf(r.stderr, "qchat recv: receiving %s from %s (%d) over a %s link (%s)\n", offerWhat(o), protocol.Escape(o.FromNick), o.From, l.Path, l.Via)
+	fmt.Fprintf(r.stderr, "qchat recv: receiving %s from %s (%d) over a %s link (%s)\n", offerWhat(o), protocol.Escape(o.FromNick), o.From, l.Path, protocol.Escape(l.Via))
 	res, err := xfer.Receive(ctx, l, xfer.ReceiveOptions{Dir: r.cfg.Dir, Overwrite: r.cfg.Overwrite, MaxSize: r.cfg.MaxSize}, newMeter(r.stderr, offerWhat(o)))
 	from := client.User{ID: o.From, Nick: o.FromNick}
 	for _, f := range res {
@@ -303,7 +315,7 @@ func (r *receiver) receive(ctx context.Context, cl *client.Client, o client.Offe
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(r.stderr, "qchat recv: %s from %s (%d): %v (what arrived is kept in .part files; offering it again resumes)\n", offerWhat(o), protocol.Escape(o.FromNick), o.From, err)
+		fmt.Fprintf(r.stderr, "qchat recv: %s from %s (%d): %s (what arrived is kept in .part files; offering it again resumes)\n", offerWhat(o), protocol.Escape(o.FromNick), o.From, protocol.Escape(err.Error()))
 	}
 	return res
 }

@@ -1,9 +1,12 @@
 package serve
 
 import (
+	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"qchat/protocol"
@@ -27,6 +30,19 @@ type relayHalf struct {
 
 func (h *relayHalf) fail(why string) {
 	h.once.Do(func() { h.failure <- why })
+}
+
+// end closes a first side that will not be relayed, with a last line,
+// and a second side that came at that very moment.
+func (h *relayHalf) end(line string) {
+	h.conn.Write([]byte(line + "\n"))
+	h.conn.Close()
+	select {
+	case other := <-h.matched:
+		other.conn.Write([]byte(line + "\n"))
+		other.conn.Close()
+	default:
+	}
 }
 
 // relays tracks relayed links so that Shutdown can end them.
@@ -122,26 +138,32 @@ func (s *session) cmdRelay(c *protocol.Command) error {
 		defer s.srv.relays.remove(me.conn)
 		t := time.NewTimer(time.Until(linkBy))
 		defer t.Stop()
-		select {
-		case other := <-me.matched:
+		relay := func(other *relayHalf) {
 			s.srv.relays.add(other.conn)
 			defer s.srv.relays.remove(other.conn)
 			s.srv.log.Info("relay open", "from", from, "to", to)
 			n1, n2 := splice(me, other, s.srv.cfg.RelayIdle)
 			s.srv.log.Info("relay closed", "from", from, "to", to, "bytes", n1+n2)
+		}
+		select {
+		case other := <-me.matched:
+			relay(other)
 		case <-s.srv.relays.quit:
-			me.conn.Close()
+			me.end("421 server shutting down")
 		case why := <-me.failure:
-			me.conn.Write([]byte("454 " + why + "\n"))
-			me.conn.Close()
+			me.end("454 " + why)
 		case <-t.C:
 			of.mu.Lock()
-			if o.relay == me {
+			alone := o.relay == me
+			if alone {
 				o.relay = nil
 			}
 			of.mu.Unlock()
-			me.conn.Write([]byte("454 the other side did not come in time\n"))
-			me.conn.Close()
+			if !alone {
+				relay(<-me.matched) // the other side came at the last moment
+				return
+			}
+			me.end("454 the other side did not come in time")
 		}
 	}()
 	return nil
@@ -164,9 +186,13 @@ func splice(a, b *relayHalf, idle time.Duration) (int64, int64) {
 	open := []byte("200 relay open\n")
 	a.conn.Write(open)
 	b.conn.Write(open)
+	// The link is idle when neither direction moves: a file crossing one
+	// way while the other way is quiet is not a stalled link.
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
 	done := make(chan int64, 2)
-	go func() { done <- copyIdle(b.conn, a.conn, a.pending, idle) }()
-	go func() { done <- copyIdle(a.conn, b.conn, b.pending, idle) }()
+	go func() { done <- copyIdle(b.conn, a.conn, a.pending, idle, &last) }()
+	go func() { done <- copyIdle(a.conn, b.conn, b.pending, idle, &last) }()
 	n1 := <-done
 	// One direction ended: give the other a moment to finish, then end it.
 	end := time.AfterFunc(5*time.Second, func() { a.conn.Close(); b.conn.Close() })
@@ -178,11 +204,11 @@ func splice(a, b *relayHalf, idle time.Duration) (int64, int64) {
 }
 
 // copyIdle copies src to dst (first the bytes already read from src)
-// until EOF, an error, or no progress for idle. It copies in chunks of
-// relayChunk through TCPConn.ReadFrom, which splices socket to socket in
-// the kernel (no copy through this process), refreshing the deadlines
-// between chunks.
-func copyIdle(dst, src net.Conn, first []byte, idle time.Duration) int64 {
+// until EOF, an error, or no progress either way (last, shared by both
+// directions) for idle. It copies in chunks of relayChunk through
+// TCPConn.ReadFrom, which splices socket to socket in the kernel (no copy
+// through this process), refreshing the read deadline between chunks.
+func copyIdle(dst, src net.Conn, first []byte, idle time.Duration, last *atomic.Int64) int64 {
 	var n int64
 	if len(first) > 0 {
 		dst.SetWriteDeadline(time.Now().Add(idle))
@@ -195,13 +221,22 @@ func copyIdle(dst, src net.Conn, first []byte, idle time.Duration) int64 {
 	if !ok {
 		rf = readerFrom{dst}
 	}
+	// Only reads have deadlines: a write timing out inside a splice would
+	// lose the bytes it holds. A side that stops reading blocks our write;
+	// then nothing moves, the other direction's reads time out too, and
+	// closing both ends the write.
+	dst.SetWriteDeadline(time.Time{})
 	for {
-		now := time.Now()
-		src.SetReadDeadline(now.Add(idle))
-		dst.SetWriteDeadline(now.Add(idle))
+		src.SetReadDeadline(time.Now().Add(idle))
 		k, err := rf.ReadFrom(&io.LimitedReader{R: src, N: relayChunk})
 		n += k
+		if k > 0 {
+			last.Store(time.Now().UnixNano())
+		}
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && time.Since(time.Unix(0, last.Load())) < idle {
+				continue // quiet this way, busy the other way
+			}
 			return n
 		}
 		if k == 0 { // EOF: pass the half-close on

@@ -520,9 +520,18 @@ func receiveFile(d *folder, l *Link, f *incoming, name string, off, n int64, ove
 	}
 	var werr error
 	err = pipe(n, func(b []byte) error {
-		l.readDeadline()
-		if _, err := io.ReadFull(l.r, b); err != nil {
-			return fmt.Errorf("%w: %v", errLink, err)
+		// Each read must come within the idle timeout, not each chunk: a
+		// slow link that moves is not a stalled one.
+		for got := 0; got < len(b); {
+			l.readDeadline()
+			k, err := l.r.Read(b[got:])
+			got += k
+			if err != nil && got < len(b) {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return fmt.Errorf("%w: %v", errLink, err)
+			}
 		}
 		return nil
 	}, func(b []byte) error {
@@ -569,7 +578,7 @@ func receiveFile(d *folder, l *Link, f *incoming, name string, off, n int64, ove
 func skipData(l *Link, n int64, err error) error {
 	for n > 0 { // in chunks, each within the idle timeout
 		l.readDeadline()
-		k, cerr := io.CopyN(io.Discard, l.r, min(n, chunk))
+		k, cerr := io.CopyN(io.Discard, l.r, min(n, 64<<10))
 		n -= k
 		if cerr != nil {
 			return fmt.Errorf("%w: %v", errLink, cerr)

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -493,5 +494,73 @@ func TestEscapeNameRoundTrip(t *testing.T) {
 		if got := unescapeName(e); got != name {
 			t.Errorf("unescapeName(escapeName(%q)) = %q", name, got)
 		}
+	}
+}
+
+// TestManifestSizesCannotWrap: sizes that add up past int64 (to wrap
+// round to a small total) are refused before anything is written.
+func TestManifestSizesCannotWrap(t *testing.T) {
+	dir := t.TempDir()
+	a, b := net.Pipe()
+	defer a.Close()
+	answers := make(chan string, 1)
+	go func() {
+		var m strings.Builder
+		m.WriteString("FILES 16384 0\n")
+		for i := range 16384 {
+			m.WriteString("F " + strconv.Itoa(i) + " 1125899906842624 f" + strconv.Itoa(i) + "\n")
+		}
+		m.WriteString("END\n")
+		a.Write([]byte(m.String()))
+	}()
+	go func() {
+		got, _ := io.ReadAll(a)
+		answers <- string(got)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), ioWait)
+	defer cancel()
+	_, err := Receive(ctx, newLink(b, ioWait), ReceiveOptions{Dir: dir, MaxSize: 1000}, nil)
+	if !errors.Is(err, ErrLinkProtocol) {
+		t.Fatalf("Receive: %v, want a protocol error", err)
+	}
+	if got := <-answers; strings.Contains(got, "GO") {
+		t.Errorf("the receiver answered %q", got)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("wrote %v", ents)
+	}
+}
+
+// TestSlowFileOutlastsIdle: a file that takes longer than the idle timeout
+// to cross (the receiver silent meanwhile) is not taken for a dead link,
+// as long as bytes keep moving.
+func TestSlowFileOutlastsIdle(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	data := randomBytes(600 << 10)
+	writeFile(t, filepath.Join(src, "slow"), data)
+	o, err := NewOffer(filepath.Join(src, "slow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := listen(t, 1), listen(t, 2)
+	ta, tb := tickets(a, b, "slow")
+	la, lb := connectPair(t, a, b, ta, tb, ConnectOptions{Idle: 300 * time.Millisecond})
+	la.SetRate(600 << 10) // a second for the file: three idle timeouts
+	ctx, cancel := context.WithTimeout(context.Background(), ioWait)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Receive(ctx, lb, ReceiveOptions{Dir: dst}, nil)
+		done <- err
+	}()
+	res, err := Send(ctx, la, o, nil)
+	if err != nil || res.Files[0].Err != nil {
+		t.Fatalf("send: %v, %v", err, res.Files[0].Err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dst, "slow")); !bytes.Equal(got, data) {
+		t.Error("the slow file differs")
 	}
 }

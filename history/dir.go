@@ -23,11 +23,22 @@ const (
 )
 
 // Dir returns the history folder of one user on one server:
-// $XDG_DATA_HOME/qchat/<server>/<user>, or $HOME/.local/share/qchat/... when
-// XDG_DATA_HOME is unset or not absolute. The server name, chosen by a remote
-// server, is reduced to one safe path element by safeElem. Dir creates
-// nothing; Open does.
+// Root()/<server>/<user>. The server name, chosen by a remote server, is
+// reduced to one safe path element by safeElem. Dir creates nothing; Open
+// does.
 func Dir(server string, user int64) (string, error) {
+	root, err := Root()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, safeElem(server), strconv.FormatInt(user, 10)), nil
+}
+
+// Root is the folder of qchat's files on this machine:
+// $XDG_DATA_HOME/qchat, or $HOME/.local/share/qchat when XDG_DATA_HOME is
+// unset or not absolute. Beside the history folders it holds
+// known_servers (modes/client).
+func Root() (string, error) {
 	base := os.Getenv("XDG_DATA_HOME")
 	if !filepath.IsAbs(base) {
 		home, err := os.UserHomeDir()
@@ -39,7 +50,7 @@ func Dir(server string, user int64) (string, error) {
 		}
 		base = filepath.Join(home, ".local", "share")
 	}
-	return filepath.Join(base, "qchat", safeElem(server), strconv.FormatInt(user, 10)), nil
+	return filepath.Join(base, "qchat"), nil
 }
 
 // safeElem keeps ASCII letters, digits, '.', '-' and '_' of s and replaces

@@ -18,6 +18,12 @@
 // and the bidirectional formatting characters. Nothing else is escaped, so
 // Chinese and emoji stay readable in less.
 //
+// Records fetched later from a server's archive (qchat chat --sync) are
+// merged in at their place in time order (Merge), so a file reads in
+// order and holds no id twice whatever order its records came in; a mark
+// (Mark, SetMark: a file .<name>.mark beside the conversations) keeps how
+// far the last sync got.
+//
 // The package must not know anything about the network, the protocol or the
 // terminal: it stores what the client hands it and gives it back unchanged.
 // Showing a record safely on a screen is the caller's business.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -459,5 +460,44 @@ func TestEscapeForm(t *testing.T) {
 		if got, err := unescape(bad); err == nil {
 			t.Errorf("unescape(%q) = %q, want an error", bad, got)
 		}
+	}
+}
+
+func TestSearch(t *testing.T) {
+	l := openLog(t, t.TempDir())
+	for i := range 10 {
+		text := fmt.Sprintf("message %d", i)
+		if i%3 == 0 {
+			text += " invoice"
+		}
+		mustAppend(t, l, "1001", rec(int64(i+1), text))
+	}
+	has := func(r Record) bool { return strings.Contains(r.Text, "invoice") }
+	for _, tc := range []struct {
+		n    int
+		want []int64
+	}{
+		{0, []int64{1, 4, 7, 10}},
+		{2, []int64{7, 10}},
+		{1, []int64{10}},
+		{9, []int64{1, 4, 7, 10}},
+	} {
+		got, err := l.Search("1001", tc.n, has)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []int64
+		for _, r := range got {
+			ids = append(ids, r.ID)
+		}
+		if !slices.Equal(ids, tc.want) {
+			t.Errorf("Search(n=%d) = %v, want %v", tc.n, ids, tc.want)
+		}
+	}
+	if got, err := l.Search("nobody", 5, has); err != nil || len(got) != 0 {
+		t.Errorf("Search of a conversation without a file = %v, %v", got, err)
+	}
+	if _, err := l.Search("../x", 5, has); err == nil {
+		t.Error("Search took a bad conversation name")
 	}
 }

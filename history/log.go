@@ -86,6 +86,33 @@ func (l *Log) Read(conv string, n int) ([]Record, error) {
 	return readFile(filepath.Join(l.dir, conv+".log"), n)
 }
 
+// Search returns the last n records of a conversation (all of them when
+// n <= 0) for which match is true, in file order. It reads the whole file
+// once; memory is bounded by n and the longest line.
+func (l *Log) Search(conv string, n int, match func(Record) bool) ([]Record, error) {
+	if err := checkConv(conv); err != nil {
+		return nil, err
+	}
+	if err := l.checkOpen(); err != nil {
+		return nil, err
+	}
+	var recs []Record
+	err := withFile(filepath.Join(l.dir, conv+".log"), func(f *os.File, size int64) (err error) {
+		_, err = eachRecord(f, 0, size, func(r Record) {
+			if !match(r) {
+				return
+			}
+			if n > 0 && len(recs) == n {
+				copy(recs, recs[1:])
+				recs = recs[:n-1]
+			}
+			recs = append(recs, r)
+		})
+		return err
+	})
+	return recs, err
+}
+
 // Conversations returns the sorted names of the conversations that have a
 // file. Files whose names are not <valid conversation>.log are ignored.
 func (l *Log) Conversations() ([]string, error) {
@@ -152,30 +179,39 @@ func (l *Log) file(conv string) (*convFile, error) {
 // readFile reads the records of one file under a shared flock, so that no
 // append or truncation is in progress while it reads.
 func readFile(path string, n int) ([]Record, error) {
+	var recs []Record
+	err := withFile(path, func(f *os.File, size int64) (err error) {
+		if n > 0 {
+			recs, err = readTail(f, size, n)
+			return err
+		}
+		_, err = eachRecord(f, 0, size, func(r Record) { recs = append(recs, r) })
+		return err
+	})
+	return recs, err
+}
+
+// withFile runs read on the file at path, opened and under a shared flock;
+// a file that does not exist holds nothing (read is not called).
+func withFile(path string, read func(f *os.File, size int64) error) error {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("history: %w", err)
+		return fmt.Errorf("history: %w", err)
 	}
 	defer f.Close()
 	if err := lockFile(f, false); err != nil {
-		return nil, fmt.Errorf("history: %w", err)
+		return fmt.Errorf("history: %w", err)
 	}
 	defer unlockFile(f)
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("history: %w", err)
+		return fmt.Errorf("history: %w", err)
 	}
-	var recs []Record
-	if n > 0 {
-		recs, err = readTail(f, fi.Size(), n)
-	} else {
-		_, err = eachRecord(f, 0, fi.Size(), func(r Record) { recs = append(recs, r) })
+	if err := read(f, fi.Size()); err != nil {
+		return fmt.Errorf("history: read %s: %w", path, err)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("history: read %s: %w", path, err)
-	}
-	return recs, nil
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // Benchmarks of the codec's hot paths: what the server does for every
@@ -39,6 +40,46 @@ func BenchmarkParseCommandMsg(b *testing.B) {
 	b.SetBytes(int64(len(benchMsg)))
 	for b.Loop() {
 		if _, err := ParseCommand(benchMsg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseCommandToMsg is the server's hot path: the command parsed
+// into a Command it reuses, its strings parts of a buffer of text that is
+// appended to and never rewritten (a server's arena: one allocation per
+// chunk of many lines).
+func BenchmarkParseCommandToMsg(b *testing.B) {
+	var c Command
+	var chunk []byte
+	text := func(line []byte) string {
+		if cap(chunk)-len(chunk) < len(line) {
+			chunk = make([]byte, 0, 64<<10)
+		}
+		off := len(chunk)
+		chunk = append(chunk, line...)
+		return unsafe.String(&chunk[off], len(line))
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchMsg)))
+	for b.Loop() {
+		if err := ParseCommandTo(&c, benchMsg, text); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if c.Verb != "MSG" || len(c.Args) != 2 {
+		b.Fatalf("parsed %+v", c)
+	}
+}
+
+// BenchmarkParseCommandToAckUpTo is a cumulative ACK, parsed in place.
+func BenchmarkParseCommandToAckUpTo(b *testing.B) {
+	var c Command
+	line := []byte("ACK ..1000123")
+	text := func(line []byte) string { return unsafe.String(&line[0], len(line)) } // valid while line is
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := ParseCommandTo(&c, line, text); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -14,6 +14,8 @@ const (
 	CodeGreeting   = 220 // first line the server sends
 	CodeBye        = 221 // QUIT accepted, the server closes
 	CodeLoggedIn   = 230 // PASS accepted
+	CodeToken      = 231 // TOKEN: a resumption token and when it expires
+	CodeStartTLS   = 234 // STARTTLS accepted: the TLS handshake follows at once
 	CodeSent       = 250 // MSG is safe: delivered or stored
 	CodeTicket     = 260 // a direct link was granted: here is the ticket
 
@@ -26,19 +28,20 @@ const (
 	CodeOffline     = 453 // the user is not online (for what needs them online)
 	CodeTimeout     = 454 // the other side did not answer in time
 
-	CodeUnknown     = 500 // unknown verb
-	CodeSyntax      = 501 // wrong arguments
-	CodeNotYet      = 502 // verb known but not offered by this server
-	CodeSequence    = 503 // bad sequence (PASS before USER, ...)
-	CodeNeedLogin   = 530 // the verb needs a logged-in session
-	CodeLoginFailed = 535 // wrong user or password (never says which)
-	CodeNoSuchUser  = 550 // no such user
-	CodeRefused     = 551 // the other side refused
-	CodeTooLong     = 552 // line or text over its limit
-	CodeNameTaken   = 553 // nickname or name already taken
-	CodeForbidden   = 554 // not allowed (not a member, not the owner, ...)
-	CodeBadValue    = 555 // a value out of range (profile fields)
-	CodeNoSuchGroup = 556 // no such group
+	CodeUnknown            = 500 // unknown verb
+	CodeSyntax             = 501 // wrong arguments
+	CodeNotYet             = 502 // verb known but not offered by this server
+	CodeSequence           = 503 // bad sequence (PASS before USER, ...)
+	CodeNeedLogin          = 530 // the verb needs a logged-in session
+	CodeLoginFailed        = 535 // wrong user or password (never says which)
+	CodeEncryptionRequired = 538 // a password over clear text from another host: STARTTLS first
+	CodeNoSuchUser         = 550 // no such user
+	CodeRefused            = 551 // the other side refused
+	CodeTooLong            = 552 // line or text over its limit
+	CodeNameTaken          = 553 // nickname or name already taken
+	CodeForbidden          = 554 // not allowed (not a member, not the owner, ...)
+	CodeBadValue           = 555 // a value out of range (profile fields)
+	CodeNoSuchGroup        = 556 // no such group
 )
 
 // Error is a reply with a failure code, as a Go error. It is what a client

@@ -24,24 +24,36 @@ type Syntax struct {
 	Min, Max int    // number of arguments accepted
 	Trailing bool   // the last argument is the rest of the line and may hold spaces
 	Help     string // one line for HELP
+	// ClientID: the request may carry the client's own id for it before
+	// its arguments, id=<cid> (a first try) or resend=<cid> (sent again
+	// after a lost connection), so that the server recognises a resend.
+	ClientID bool
 }
 
 // Commands is the table of client verbs, in HELP order. It fixes syntax only;
 // which verbs a server offers before login is the server's policy.
 var Commands = []Syntax{
+	{Name: "STARTTLS", Min: 0, Max: 0, Help: "before login: switch this connection to TLS (the handshake follows the 234 reply)"},
 	{Name: "REG", Usage: "<nick> <password>", Min: 2, Max: 2, Trailing: true, Help: "create an account; the reply carries its numeric id"},
 	{Name: "USER", Usage: "<id|nick>", Min: 1, Max: 1, Help: "start a login"},
 	{Name: "PASS", Usage: "<password>", Min: 1, Max: 1, Trailing: true, Help: "finish a login"},
-	{Name: "LIST", Min: 0, Max: 0, Help: "who is online"},
+	{Name: "RESUME", Usage: "<token>", Min: 1, Max: 1, Help: "log in again with a token TOKEN gave (instead of USER and PASS)"},
+	{Name: "TOKEN", Min: 0, Max: 0, Help: "a resumption token for logging in again without the password"},
+	{Name: "LIST", Usage: "[<version>]", Min: 0, Max: 1, Help: "who is online; with the version of a PRESENCES event, who changed since"},
 	{Name: "INFO", Usage: "<id|nick>", Min: 1, Max: 1, Help: "a user's public profile"},
-	{Name: "MSG", Usage: "<id|nick|#group> <text>", Min: 2, Max: 2, Trailing: true, Help: "send a private or group message"},
-	{Name: "ACK", Usage: "<msgid>[,<msgid>...]", Min: 1, Max: 1, Help: "confirm messages shown or saved (no reply unless wrong)"},
+	{Name: "MSG", Usage: "[id=<cid>|resend=<cid>] <id|nick|#group> <text>", Min: 2, Max: 2, Trailing: true, ClientID: true, Help: "send a private or group message; a client id makes a resend safe"},
+	{Name: "ACK", Usage: "<msgid>[,<msgid>...] | ..<msgid>", Min: 1, Max: 1, Help: "confirm messages shown or saved; ..N: all sent up to N (no reply unless wrong)"},
+	{Name: "READ", Usage: "<id|nick> <msgid>", Min: 2, Max: 2, Help: "read receipt: you have read what <id|nick> sent you up to <msgid> (no reply unless wrong)"},
+	{Name: "TYPING", Usage: "<id|nick> on|off", Min: 2, Max: 2, Help: "you are typing a message to <id|nick>, or stopped (no reply unless wrong)"},
+	{Name: "HISTORY", Usage: "<id|nick|#group|*> [before|after <msgid>] [<limit>]", Min: 1, Max: 4, Help: "a page of a conversation the server kept (serve --history-days), or of all of yours (*)"},
 	{Name: "CHAT", Usage: "<id|nick>", Min: 1, Max: 1, Help: "ask for a direct chat link; answered with a ticket once accepted"},
 	{Name: "FILE", Usage: "<id|nick> <count> <bytes> <name>", Min: 4, Max: 4, Trailing: true, Help: "offer files over a direct link; answered with a ticket once accepted"},
-	{Name: "RELAY", Usage: "<ticket>", Min: 1, Max: 1, Help: "on a connection of its own: relay the direct link of an accepted ticket"},
+	{Name: "LINKKEY", Usage: "<fingerprint>", Min: 1, Max: 1, Help: "the key (SHA256:...) your direct links will prove; passed to your peers with their tickets"},
+	{Name: "ENDPOINTS", Usage: "[<endpoint>...]", Min: 0, Max: 4, Help: "your global IPv6 endpoints for direct links, passed to your peers with their tickets; the reply says the endpoint the server sees of you"},
+	{Name: "RELAY", Usage: "<ticket> <secret>", Min: 2, Max: 2, Help: "on a connection of its own: relay the direct link of an accepted ticket (the secret came with your ticket)"},
 	{Name: "AWAY", Usage: "[<status>]", Min: 0, Max: 1, Trailing: true, Help: "mark yourself away, with an optional status line"},
 	{Name: "BACK", Min: 0, Max: 0, Help: "back from away"},
-	{Name: "SET", Usage: "nick|sex|age|address|status <value>", Min: 2, Max: 2, Trailing: true, Help: "change your profile (value - clears)"},
+	{Name: "SET", Usage: "nick|sex|age|address|status|receipts|typing <value>", Min: 2, Max: 2, Trailing: true, Help: "change your profile (value - clears), or turn receipts or typing notifications on or off"},
 	{Name: "PASSWD", Usage: "<old> <new>", Min: 2, Max: 2, Help: "change your password (%20 is a space, %25 a percent sign)"},
 	{Name: "NUDGE", Usage: "<id|nick>", Min: 1, Max: 1, Help: "shake an online user's window"},
 	{Name: "FIND", Usage: "<text>", Min: 1, Max: 1, Trailing: true, Help: "search users by nickname or id"},
@@ -79,11 +91,18 @@ func index(table []Syntax) map[string]*Syntax {
 // LookupCommand returns the syntax of a client verb (upper case), or nil.
 func LookupCommand(verb string) *Syntax { return commandIndex[verb] }
 
-// Command is one parsed client request:  [@tag] VERB [arg ...] [trailing].
+// Command is one parsed client request:
+//
+//	[@tag] VERB [id=<cid>|resend=<cid>] [arg ...] [trailing]
 type Command struct {
 	Tag  string
 	Verb string
 	Args []string
+	// ClientID is the client's own id for the request ("" for none),
+	// for verbs whose Syntax allows one; Resend says it came as
+	// resend=<cid>: the client may have sent it before.
+	ClientID string
+	Resend   bool
 }
 
 // ErrEmptyLine is returned by ParseCommand for a blank line, which a server
@@ -95,57 +114,136 @@ var ErrEmptyLine = errors.New("empty line")
 // carries the tag so that the reply can echo it.
 func ParseCommand(line []byte) (Command, error) {
 	var c Command
+	err := ParseCommandTo(&c, line, nil)
+	return c, err
+}
+
+// ParseCommandTo is ParseCommand into c, for a server's hot path: it
+// reuses the room of c.Args, and takes the line's text as a string from
+// text (string(line) when nil), of which every string it sets is a part.
+// With a text that hands out parts of a buffer it never rewrites, a
+// command is parsed without allocating.
+func ParseCommandTo(c *Command, line []byte, text func([]byte) string) error {
+	*c = Command{Args: c.Args[:0]}
 	line = bytes.TrimRight(line, "\r")
 	if len(bytes.TrimLeft(line, " ")) == 0 {
-		return c, ErrEmptyLine
+		return ErrEmptyLine
 	}
 	if len(line) > MaxLine {
-		return c, Errorf(CodeTooLong, "line too long (limit %d bytes)", MaxLine)
+		return Errorf(CodeTooLong, "line too long (limit %d bytes)", MaxLine)
 	}
-	rest := string(line)
+	var rest string
+	if text != nil {
+		rest = text(line)
+	} else {
+		rest = string(line)
+	}
 	rest = strings.TrimLeft(rest, " ")
 	if strings.HasPrefix(rest, "@") {
 		var tag string
 		tag, rest = cut(rest[1:])
 		if !ValidTag(tag) {
-			return c, Errorf(CodeSyntax, "bad tag: 1 to %d of A-Z a-z 0-9 . _ -", MaxTag)
+			return Errorf(CodeSyntax, "bad tag: 1 to %d of A-Z a-z 0-9 . _ -", MaxTag)
 		}
 		c.Tag = tag
 		if rest == "" {
-			return c, Errorf(CodeSyntax, "tag without a verb")
+			return Errorf(CodeSyntax, "tag without a verb")
 		}
 	}
-	if !utf8.ValidString(rest) {
-		return c, Errorf(CodeSyntax, "line is not valid UTF-8")
-	}
-	if strings.IndexByte(rest, 0) >= 0 {
-		return c, Errorf(CodeSyntax, "line holds a NUL byte")
-	}
-	if strings.ContainsAny(rest, "\r\n") {
-		// Only a trailing argument could carry them, and AppendCommand
-		// refuses those: a CR or LF inside a line is never a valid command.
-		return c, Errorf(CodeSyntax, "line holds a CR or LF before its end")
+	if err := checkLine(rest); err != nil {
+		return err
 	}
 	verb, rest := cut(rest)
 	if !isWord(verb) {
-		return c, Errorf(CodeUnknown, "unknown command %q", Clip(verb, 20))
+		return Errorf(CodeUnknown, "unknown command %q", Clip(verb, 20))
 	}
-	c.Verb = strings.ToUpper(verb)
+	c.Verb = upperVerb(verb)
 	syn := LookupCommand(c.Verb)
 	if syn == nil {
-		return c, Errorf(CodeUnknown, "unknown command %s (try HELP)", c.Verb)
+		return Errorf(CodeUnknown, "unknown command %s (try HELP)", c.Verb)
 	}
-	args, err := splitArgs(rest, syn)
+	if syn.ClientID {
+		var err error
+		if c.ClientID, c.Resend, rest, err = cutClientID(rest, syn); err != nil {
+			return err
+		}
+	}
+	args, err := splitArgs(c.Args, rest, syn)
 	if err != nil {
-		return c, err
+		c.ClientID, c.Resend = "", false
+		return err
 	}
 	c.Args = args
-	return c, nil
+	return nil
 }
 
-// splitArgs splits the arguments after a verb or event kind by its syntax.
-func splitArgs(rest string, syn *Syntax) ([]string, error) {
-	var args []string
+// checkLine refuses a line that is not UTF-8 or holds NUL, or a CR or LF
+// before its end (only a trailing argument could carry them, and
+// AppendCommand refuses those: such a line is never a valid command). One
+// pass over ASCII text.
+func checkLine(s string) error {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= utf8.RuneSelf:
+			if !utf8.ValidString(s[i:]) {
+				return Errorf(CodeSyntax, "line is not valid UTF-8")
+			}
+			return checkLineBytes(s[i:])
+		case c == 0:
+			return Errorf(CodeSyntax, "line holds a NUL byte")
+		case c == '\r' || c == '\n':
+			return Errorf(CodeSyntax, "line holds a CR or LF before its end")
+		}
+	}
+	return nil
+}
+
+// checkLineBytes is checkLine's NUL, CR and LF check for valid UTF-8
+// (their bytes never occur inside a multi-byte character).
+func checkLineBytes(s string) error {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case 0:
+			return Errorf(CodeSyntax, "line holds a NUL byte")
+		case '\r', '\n':
+			return Errorf(CodeSyntax, "line holds a CR or LF before its end")
+		}
+	}
+	return nil
+}
+
+// upperVerb is strings.ToUpper for a verb (ASCII letters), without
+// allocating for one in upper case already, as clients send them.
+func upperVerb(v string) string {
+	for i := 0; i < len(v); i++ {
+		if v[i] >= 'a' {
+			return strings.ToUpper(v)
+		}
+	}
+	return v
+}
+
+// cutClientID takes a leading id=<cid> or resend=<cid> off rest. No other
+// first argument of such a verb holds '=' (nicknames, ids and groups
+// cannot), so the option is never mistaken for one.
+func cutClientID(rest string, syn *Syntax) (cid string, resend bool, after string, err error) {
+	word, after := cut(rest)
+	key, val, ok := strings.Cut(word, "=")
+	if !ok {
+		return "", false, rest, nil
+	}
+	switch {
+	case key != "id" && key != "resend":
+		return "", false, "", Errorf(CodeSyntax, "%s: unknown option %q (id=<cid> or resend=<cid>)", syn.Name, Clip(key, 20))
+	case !ValidTag(val):
+		return "", false, "", Errorf(CodeSyntax, "%s: bad client id: 1 to %d of A-Z a-z 0-9 . _ -", syn.Name, MaxTag)
+	}
+	return val, key == "resend", after, nil
+}
+
+// splitArgs splits the arguments after a verb or event kind by its
+// syntax, appending them to args.
+func splitArgs(args []string, rest string, syn *Syntax) ([]string, error) {
 	for rest != "" {
 		if syn.Trailing && len(args) == syn.Max-1 {
 			args = append(args, rest)
@@ -230,12 +328,21 @@ func CheckText(s string, max int) error {
 // argument is checked so that nothing can smuggle a second line onto the
 // wire: all but a trailing last argument must be non-empty words.
 func AppendCommand(dst []byte, tag, verb string, args ...string) ([]byte, error) {
+	return AppendCommandID(dst, tag, verb, "", false, args...)
+}
+
+// AppendCommandID is AppendCommand with the client's own id for the
+// request (cid, "" for none): id=<cid>, or resend=<cid> when resend.
+func AppendCommandID(dst []byte, tag, verb, cid string, resend bool, args ...string) ([]byte, error) {
 	syn := LookupCommand(verb)
 	if syn == nil {
 		return dst, Errorf(CodeUnknown, "unknown command %s", verb)
 	}
 	if tag != "" && !ValidTag(tag) {
 		return dst, Errorf(CodeSyntax, "bad tag %q", tag)
+	}
+	if cid != "" && (!syn.ClientID || !ValidTag(cid)) {
+		return dst, Errorf(CodeSyntax, "%s: bad client id %q", verb, Clip(cid, 40))
 	}
 	if err := checkArgs(syn, args); err != nil {
 		return dst, err
@@ -246,6 +353,14 @@ func AppendCommand(dst []byte, tag, verb string, args ...string) ([]byte, error)
 		dst = append(dst, ' ')
 	}
 	dst = append(dst, verb...)
+	if cid != "" {
+		if resend {
+			dst = append(dst, " resend="...)
+		} else {
+			dst = append(dst, " id="...)
+		}
+		dst = append(dst, cid...)
+	}
 	for _, a := range args {
 		dst = append(dst, ' ')
 		dst = append(dst, a...)
@@ -265,6 +380,10 @@ func checkArgs(syn *Syntax, args []string) error {
 			continue
 		}
 		if a == "" || strings.IndexByte(a, ' ') >= 0 || hasControl(a) || !utf8.ValidString(a) {
+			return Errorf(CodeSyntax, "%s: bad argument %q", syn.Name, Clip(a, 20))
+		}
+		if i == 0 && syn.ClientID && strings.IndexByte(a, '=') >= 0 {
+			// It would be read back as an id=<cid> option.
 			return Errorf(CodeSyntax, "%s: bad argument %q", syn.Name, Clip(a, 20))
 		}
 	}

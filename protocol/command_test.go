@@ -53,7 +53,9 @@ func TestParseCommand(t *testing.T) {
 		{"reg password with spaces", "REG 小明 my secret pw", protocol.Command{Verb: "REG", Args: []string{"小明", "my secret pw"}}, 0, ""},
 		{"file name with spaces", "FILE bob 1 2048 my photo.jpg", protocol.Command{Verb: "FILE", Args: []string{"bob", "1", "2048", "my photo.jpg"}}, 0, ""},
 		{"file offer too short", "FILE bob photo.jpg", protocol.Command{}, protocol.CodeSyntax, ""},
-		{"relay", "RELAY abcdef", protocol.Command{Verb: "RELAY", Args: []string{"abcdef"}}, 0, ""},
+		{"relay", "RELAY abcdef s3cret", protocol.Command{Verb: "RELAY", Args: []string{"abcdef", "s3cret"}}, 0, ""},
+		{"relay without its secret", "RELAY abcdef", protocol.Command{}, protocol.CodeSyntax, "<secret>"},
+		{"link key", "LINKKEY SHA256:K9gGyX8OAK8aH8Myj6djqSaXI8jbj6xPk69x2xhtbpA", protocol.Command{Verb: "LINKKEY", Args: []string{"SHA256:K9gGyX8OAK8aH8Myj6djqSaXI8jbj6xPk69x2xhtbpA"}}, 0, ""},
 
 		// blank lines
 		{"empty", "", protocol.Command{}, -1, ""},
@@ -71,9 +73,9 @@ func TestParseCommand(t *testing.T) {
 		{"tab is not a separator", "USER\tbob", protocol.Command{}, protocol.CodeUnknown, ""},
 
 		// arity
-		{"msg without text", "@t2 MSG 1001", protocol.Command{Tag: "t2", Verb: "MSG"}, protocol.CodeSyntax, "usage: MSG <id|nick|#group> <text>"},
-		{"msg without args", "MSG", protocol.Command{Verb: "MSG"}, protocol.CodeSyntax, "usage: MSG <id|nick|#group> <text>"},
-		{"list with arg", "LIST all", protocol.Command{Verb: "LIST"}, protocol.CodeSyntax, "usage: LIST"},
+		{"msg without text", "@t2 MSG 1001", protocol.Command{Tag: "t2", Verb: "MSG"}, protocol.CodeSyntax, "usage: MSG [id=<cid>|resend=<cid>] <id|nick|#group> <text>"},
+		{"msg without args", "MSG", protocol.Command{Verb: "MSG"}, protocol.CodeSyntax, "usage: MSG [id=<cid>|resend=<cid>] <id|nick|#group> <text>"},
+		{"list with two args", "LIST 1 2", protocol.Command{Verb: "LIST"}, protocol.CodeSyntax, "usage: LIST [<version>]"},
 		{"user with two args", "USER bob alice", protocol.Command{Verb: "USER"}, protocol.CodeSyntax, "usage: USER <id|nick>"},
 		{"user without arg", "USER", protocol.Command{Verb: "USER"}, protocol.CodeSyntax, "usage: USER <id|nick>"},
 		{"ping with two args", "PING a b", protocol.Command{Verb: "PING"}, protocol.CodeSyntax, "usage: PING [token]"},
@@ -384,5 +386,61 @@ func TestErrorType(t *testing.T) {
 	var wrapped error = errors.Join(errors.New("context"), e)
 	if codeOf(wrapped) != protocol.CodeQueueFull {
 		t.Errorf("errors.As through a wrapper: code %d", codeOf(wrapped))
+	}
+}
+
+// TestParseCommandClientID covers MSG's client id: id=<cid> for a first
+// try, resend=<cid> for a message sent again after a lost connection.
+func TestParseCommandClientID(t *testing.T) {
+	for _, tc := range []struct {
+		line   string
+		cid    string
+		resend bool
+		args   []string
+		code   int // 0: accepted
+	}{
+		{line: "MSG id=k7f3q.1a bob hi there", cid: "k7f3q.1a", args: []string{"bob", "hi there"}},
+		{line: "@t1 msg resend=k7f3q.1a #team hi", cid: "k7f3q.1a", resend: true, args: []string{"#team", "hi"}},
+		{line: "MSG bob id=x is the text", args: []string{"bob", "id=x is the text"}},
+		{line: "MSG   id=x    1001   a", cid: "x", args: []string{"1001", "a"}},
+		{line: "MSG id= bob x", code: protocol.CodeSyntax},
+		{line: "MSG id=a=b bob x", code: protocol.CodeSyntax},
+		{line: "MSG id=" + strings.Repeat("x", protocol.MaxTag+1) + " bob x", code: protocol.CodeSyntax},
+		{line: "MSG label=x bob x", code: protocol.CodeSyntax},
+		{line: "MSG id=x bob", code: protocol.CodeSyntax},
+		{line: "MSG id=x", code: protocol.CodeSyntax},
+		// Only verbs that take a client id read one.
+		{line: "INFO id=x", args: []string{"id=x"}},
+	} {
+		c, err := protocol.ParseCommand([]byte(tc.line))
+		if tc.code != 0 {
+			if codeOf(err) != tc.code || c.ClientID != "" || c.Args != nil {
+				t.Errorf("ParseCommand(%q) = %#v, %v; want code %d and nothing kept", tc.line, c, err, tc.code)
+			}
+			continue
+		}
+		if err != nil || c.ClientID != tc.cid || c.Resend != tc.resend || !reflect.DeepEqual(c.Args, tc.args) {
+			t.Errorf("ParseCommand(%q) = %#v, %v; want id %q resend %v args %q", tc.line, c, err, tc.cid, tc.resend, tc.args)
+			continue
+		}
+		out, err := protocol.AppendCommandID(nil, c.Tag, c.Verb, c.ClientID, c.Resend, c.Args...)
+		if err != nil {
+			t.Errorf("AppendCommandID(%#v): %v", c, err)
+			continue
+		}
+		if back, err := protocol.ParseCommand(out[:len(out)-1]); err != nil || !reflect.DeepEqual(back, c) {
+			t.Errorf("round trip of %q: %q parses to %#v, %v", tc.line, out, back, err)
+		}
+	}
+	// The encoder never writes what would be read back as an option, nor a
+	// client id where the verb takes none.
+	if out, err := protocol.AppendCommand(nil, "", "MSG", "id=x", "hi"); err == nil {
+		t.Errorf("AppendCommand(MSG id=x hi) = %q, want an error", out)
+	}
+	if out, err := protocol.AppendCommandID(nil, "", "LIST", "x", false); err == nil {
+		t.Errorf("AppendCommandID(LIST, id x) = %q, want an error", out)
+	}
+	if out, err := protocol.AppendCommandID(nil, "", "MSG", "a b", false, "bob", "hi"); err == nil {
+		t.Errorf("AppendCommandID(MSG, id %q) = %q, want an error", "a b", out)
 	}
 }

@@ -36,6 +36,13 @@ var fuzzSeeds = []string{
 	"MSG 1001 \xff\xfe",
 	"QUIT gone  for lunch\r",
 	"ACK 1,2,3",
+	"@t1 MSG id=k7f3q.1a bob hi",
+	"MSG resend=k7f3q.1a #team hi  there",
+	"MSG id= bob x",
+	"MSG to=x bob x",
+	"MSG id=a=b bob x",
+	"MSG id=x",
+	"INFO id=x",
 	"PING tok",
 	"PASS \t",
 	"@ LIST",
@@ -120,7 +127,10 @@ func FuzzParseCommand(f *testing.F) {
 		}
 		checkNames(t, c.Args)
 
-		out, err := protocol.AppendCommand(nil, c.Tag, c.Verb, c.Args...)
+		if c.ClientID != "" && (!syn.ClientID || !protocol.ValidTag(c.ClientID)) {
+			t.Fatalf("ParseCommand(%q) = %#v: a client id where none may be", in, c)
+		}
+		out, err := protocol.AppendCommandID(nil, c.Tag, c.Verb, c.ClientID, c.Resend, c.Args...)
 		if err != nil {
 			t.Fatalf("ParseCommand(%q) = %#v, which AppendCommand refuses: %v", in, c, err)
 		}
@@ -314,6 +324,39 @@ func FuzzEscape(f *testing.F) {
 		}
 		if len(out) < len(s) {
 			t.Fatalf("Escape(%q) = %q: shorter than its input", s, out)
+		}
+	})
+}
+
+// FuzzNick checks the nickname rules on any string: ValidNick and NickKeys
+// never panic, a valid nickname is never an id nor made only of digits of
+// any script, its keys are not empty, and it shares a key with itself in
+// lower case (names are the same without regard to case).
+func FuzzNick(f *testing.F) {
+	for _, s := range []string{"alice", "Alice", "\u0430lice", "ａｌｉｃｅ", "bob0", "bobO", "rnodern", "Ill",
+		"１２３", "٤٢", "۱۲", "bob١٢", "ﬁsh", "小明", "e\u0301", "1.5", "-1", "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		keys := protocol.NickKeys(s)
+		if protocol.ValidNick(s) != nil {
+			return
+		}
+		if _, isID := protocol.ParseID(s); isID {
+			t.Fatalf("valid nickname %q is an id", s)
+		}
+		digits := true
+		for _, r := range s {
+			digits = digits && unicode.Is(unicode.Nd, r)
+		}
+		if digits {
+			t.Fatalf("valid nickname %q is all digits", s)
+		}
+		if len(keys) == 0 || keys[0] == "" {
+			t.Fatalf("valid nickname %q has no key: %q", s, keys)
+		}
+		if low := strings.ToLower(s); protocol.ValidNick(low) == nil && protocol.NickKeys(low)[0] != keys[0] {
+			t.Fatalf("NickKeys(%q) = %q but NickKeys(%q) = %q", s, keys, low, protocol.NickKeys(low))
 		}
 	})
 }

@@ -16,7 +16,10 @@ var Events = []Syntax{
 	{Name: "REQUEST", Usage: "<msgid> <from> <from_nick> <time> friend|invite [<#group>]", Min: 5, Max: 6, Help: "a friend request or group invite; ACK it, answer with ACCEPT or REJECT"},
 	{Name: "NOTICE", Usage: "<msgid> <from> <from_nick> <time> <what> [<#group>]", Min: 5, Max: 6, Help: "what happened to a request, friendship or membership; ACK it"},
 	{Name: "PRESENCE", Usage: "<id> <nick> online|offline|away [<status>]", Min: 3, Max: 4, Trailing: true, Help: "a user came online, went away or left"},
+	{Name: "PRESENCES", Usage: "<since> <online> <away> <offline>", Min: 4, Max: 4, Help: "many users' presence changed at once (how many are now online, away, offline): LIST <since> says who"},
 	{Name: "NUDGE", Usage: "<from> <from_nick> <time>", Min: 3, Max: 3, Help: "a nudge: shake the window"},
+	{Name: "RECEIPT", Usage: "<id> <nick> shown|read <msgid>", Min: 4, Max: 4, Help: "<id>'s client has shown (or <id> has read) the messages you sent them, up to <msgid>"},
+	{Name: "TYPING", Usage: "<from> <from_nick> on|off", Min: 3, Max: 3, Help: "<from> is typing a message to you, or stopped"},
 	{Name: "OFFER", Usage: "<ticket> <from> <from_nick> <time> chat|file [<count> <bytes> <name>]", Min: 5, Max: 8, Trailing: true, Help: "a direct chat or file offer: answer ACCEPT or REJECT chat|file <ticket>"},
 	{Name: "CANCEL", Usage: "<ticket> timeout|gone", Min: 2, Max: 2, Help: "an offer is no longer waiting: it timed out, or its sender left"},
 	{Name: "PING", Usage: "<token>", Min: 1, Max: 1, Help: "keepalive; answer PONG <token>"},
@@ -99,7 +102,7 @@ func ParseLine(b []byte) (Line, error) {
 		l.Args = strings.Fields(rest)
 		return l, nil
 	}
-	args, err := splitArgs(rest, syn)
+	args, err := splitArgs(nil, rest, syn)
 	if err != nil {
 		return l, err
 	}

@@ -5,11 +5,17 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/mtibben/confusables"
+	"golang.org/x/text/secure/precis"
 )
 
-// ValidNick checks a nickname: 1 to MaxNick letters, digits, '_', '-' or '.'
-// (any script: 小明 is fine), with at least one non-digit so that a nickname
-// can never be read as a numeric id.
+// ValidNick checks a new nickname: 1 to MaxNick letters, digits, '_', '-'
+// or '.' (any script: 小明 is fine), not made only of digits of any script
+// (１２, ٤٢: a nickname must never read as a numeric id), and one that
+// PRECIS (RFC 8265, UsernameCasePreserved) accepts: no compatibility forms
+// such as ﬁ or Ⅸ, and right-to-left text that follows the Bidi rule.
+// Whether it is taken is decided by NickKeys.
 func ValidNick(s string) error {
 	n := utf8.RuneCountInString(s)
 	if n == 0 || n > MaxNick {
@@ -18,7 +24,7 @@ func ValidNick(s string) error {
 	digits := 0
 	for _, r := range s {
 		switch {
-		case r >= '0' && r <= '9':
+		case unicode.Is(unicode.Nd, r):
 			digits++
 		case r == '_' || r == '-' || r == '.':
 		case unicode.IsLetter(r) || unicode.IsMark(r) || unicode.IsDigit(r):
@@ -29,7 +35,56 @@ func ValidNick(s string) error {
 	if digits == n {
 		return Errorf(CodeSyntax, "nickname must not be all digits (that is an id)")
 	}
+	if _, err := precis.UsernameCasePreserved.String(s); err != nil {
+		return Errorf(CodeSyntax, "nickname holds characters not allowed in user names (PRECIS: %v)", err)
+	}
 	return nil
+}
+
+// NickKeys returns the forms under which a nickname is compared: a new
+// nickname that shares a key with another account's nickname is taken.
+// They are Unicode confusables skeletons (UTS #39) of the nickname's PRECIS
+// forms (RFC 8265):
+//
+//   - of UsernameCaseMapped, folded to lower case again after each
+//     skeleton step: "alice", "ALICE", "аlice" (Cyrillic а), "ａｌｉｃｅ"
+//     (fullwidth) and "bob0"/"bobO"/"bobo" share it;
+//   - of UsernameCasePreserved, as written: "Ill" and "lll" share it
+//     (capital I looks like l, small i does not).
+//
+// Each is a skeleton taken again until it no longer changes. A key is for
+// comparing, never for showing. A nickname that PRECIS refuses (one
+// accepted before these rules) still gets keys, of itself.
+func NickKeys(s string) []string {
+	folded := skeletonKey(precisOr(precis.UsernameCaseMapped, s, strings.ToLower(s)), true)
+	cased := skeletonKey(precisOr(precis.UsernameCasePreserved, s, s), false)
+	if cased == folded {
+		return []string{folded}
+	}
+	return []string{folded, cased}
+}
+
+func precisOr(p *precis.Profile, s, fallback string) string {
+	if out, err := p.String(s); err == nil {
+		return out
+	}
+	return fallback
+}
+
+// skeletonKey takes the skeleton of s (and lower-cases it) until that no
+// longer changes it.
+func skeletonKey(s string, lower bool) string {
+	for range 4 {
+		k := confusables.Skeleton(s)
+		if lower {
+			k = strings.ToLower(k)
+		}
+		if k == s {
+			break
+		}
+		s = k
+	}
+	return s
 }
 
 // ValidPassword checks a password: 1 to MaxPassword bytes of UTF-8 without

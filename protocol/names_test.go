@@ -27,6 +27,10 @@ func TestValidNick(t *testing.T) {
 		"bob@x", "a/b", "a:b", "a,b", "🙂", "\xff", "bo\xffb",
 		strings.Repeat("字", protocol.MaxNick+1),
 		strings.Repeat("b", protocol.MaxNick+1),
+		// digits of any script only: they read as a number
+		"１２３", "٤٢", "۱۲", "१२३", "߁߂", "๑๒", "1٢", "𝟏𝟐",
+		// what PRECIS refuses: compatibility forms, the Bidi rule
+		"ﬁsh", "Ⅸ", "ⓑob", "bob١٢",
 	}
 	for _, s := range bad {
 		err := protocol.ValidNick(s)
@@ -106,5 +110,59 @@ func TestParseID(t *testing.T) {
 		if ok != tt.ok || (ok && id != tt.id) {
 			t.Errorf("ParseID(%q) = %d, %v; want %d, %v", tt.s, id, ok, tt.id, tt.ok)
 		}
+	}
+}
+
+// confusable reports whether two nicknames share a key.
+func confusable(a, b string) bool {
+	for _, ka := range protocol.NickKeys(a) {
+		for _, kb := range protocol.NickKeys(b) {
+			if ka == kb {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func TestNickKeys(t *testing.T) {
+	same := [][2]string{
+		{"alice", "Alice"},
+		{"alice", "ALICE"},
+		{"alice", "\u0430lice"}, // Cyrillic а
+		{"alice", "ａｌｉｃｅ"},      // fullwidth
+		{"alice", "ＡＬＩＣＥ"},
+		{"paypal", "p\u0430yp\u0430l"},
+		{"bob0", "bobO"},
+		{"bob0", "bobo"},
+		{"modern", "rnodern"},
+		{"Ill", "lll"},
+		{"bob1", "bobl"},
+		{"josé", "jose\u0301"}, // composed and decomposed
+		{"bob12", "bob１２"},
+	}
+	for _, p := range same {
+		if !confusable(p[0], p[1]) {
+			t.Errorf("NickKeys(%q) = %q, NickKeys(%q) = %q; want a key in common", p[0], protocol.NickKeys(p[0]), p[1], protocol.NickKeys(p[1]))
+		}
+	}
+	differ := [][2]string{
+		{"alice", "alicia"},
+		{"bob", "bobby"},
+		{"小明", "小红"},
+		{"bob12", "bob۱۲"}, // Extended Arabic-Indic digits are not confusable with 1 and 2
+		{"a.b", "a_b"},
+		{"ann", "anne"},
+		{"ill", "lll"},
+		{"ALICE", "allce"},
+	}
+	for _, p := range differ {
+		if confusable(p[0], p[1]) {
+			t.Errorf("NickKeys(%q) = %q and NickKeys(%q) = %q share a key; want them apart", p[0], protocol.NickKeys(p[0]), p[1], protocol.NickKeys(p[1]))
+		}
+	}
+	// A nickname accepted before PRECIS was checked still has keys.
+	if k := protocol.NickKeys("bob١٢"); len(k) == 0 || k[0] == "" {
+		t.Error("no key for a nickname PRECIS refuses")
 	}
 }

@@ -19,7 +19,10 @@ const (
 	idleRelease = 200 * time.Millisecond
 )
 
-var bigPool = sync.Pool{New: func() any { b := make([]byte, bigBuf); return &b }}
+var (
+	bigPool   = sync.Pool{New: func() any { b := make([]byte, bigBuf); return &b }}
+	smallPool = sync.Pool{New: func() any { b := make([]byte, smallBuf); return &b }}
+)
 
 // LineReader reads LF-terminated lines of at most max bytes from a
 // connection. It is built for many mostly idle connections: idle, it holds
@@ -93,6 +96,10 @@ func (l *LineReader) fill() error {
 	if l.err != nil {
 		return l.err
 	}
+	if l.small == nil { // given back by Idle
+		l.small = *smallPool.Get().(*[]byte)
+		l.buf = l.small
+	}
 	if l.r == l.w {
 		l.r, l.w = 0, 0
 	} else if l.r > 0 {
@@ -155,6 +162,24 @@ func (l *LineReader) release() {
 // until the next call: for a connection that stops speaking lines (a relay
 // hands its bytes on).
 func (l *LineReader) Buffered() []byte { return l.buf[l.r:l.w] }
+
+// Idle gives back the reader's buffer when it holds no unread byte: for a
+// connection that will not be read for a while (the server's parked
+// sessions). The next read takes a buffer again. It reports whether it
+// gave the buffer back.
+func (l *LineReader) Idle() bool {
+	if l.r != l.w || l.discard || l.err != nil {
+		return false
+	}
+	if l.big != nil {
+		l.release()
+	}
+	if b := l.small; b != nil {
+		smallPool.Put(&b)
+		l.small, l.buf, l.r, l.w = nil, nil, 0, 0
+	}
+	return true
+}
 
 // Close gives back a borrowed buffer. The reader must not be used after.
 func (l *LineReader) Close() {

@@ -439,3 +439,52 @@ func TestLineReaderIdleReadDataWithTimeout(t *testing.T) {
 		t.Errorf("got %q, want %q", clipAll(got), clipAll(want))
 	}
 }
+
+// stepReader gives one chunk per Read, then errWait until the next step.
+type stepReader struct {
+	chunks []string
+	ready  bool
+}
+
+var errWait = errors.New("nothing yet")
+
+func (s *stepReader) Read(p []byte) (int, error) {
+	if !s.ready || len(s.chunks) == 0 {
+		return 0, errWait
+	}
+	s.ready = false
+	n := copy(p, s.chunks[0])
+	s.chunks = s.chunks[1:]
+	return n, nil
+}
+
+func TestLineReaderIdle(t *testing.T) {
+	src := &stepReader{chunks: []string{"one\ntw", "o\nthree\n"}}
+	lr := protocol.NewLineReader(src, 100)
+	src.ready = true
+	if l, err := lr.ReadLine(); err != nil || string(l) != "one" {
+		t.Fatalf("ReadLine = %q, %v", l, err)
+	}
+	if _, err := lr.ReadLine(); err != errWait {
+		t.Fatalf("ReadLine with half a line and nothing more: %v", err)
+	}
+	if lr.Idle() {
+		t.Fatal("Idle gave back a buffer holding half a line")
+	}
+	src.ready = true
+	for _, want := range []string{"two", "three"} {
+		if l, err := lr.ReadLine(); err != nil || string(l) != want {
+			t.Fatalf("ReadLine = %q, %v; want %q", l, err, want)
+		}
+	}
+	if _, err := lr.ReadLine(); err != errWait {
+		t.Fatal(err)
+	}
+	if !lr.Idle() || len(lr.Buffered()) != 0 {
+		t.Fatal("Idle kept the buffer of a drained reader")
+	}
+	src.chunks, src.ready = []string{"four\n"}, true
+	if l, err := lr.ReadLine(); err != nil || string(l) != "four" {
+		t.Fatalf("after Idle: %q, %v", l, err)
+	}
+}

@@ -1,6 +1,9 @@
-// Package testscripts runs the end-to-end stories in this folder
-// (*.txtar) against the real qchat binary, built once by TestMain. Each
-// story starts its own server on a free port (--listen 127.0.0.1:0
-// --addr-file) and drives clients with piped commands. The custom
-// commands the scripts may use are documented in commands_test.go.
+// Package testscripts holds the end-to-end stories of qchat (*.txtar in
+// this folder) and what they need to run: the custom commands (documented
+// in commands.go) and the environment (Params). The stories run as
+// TestScripts (scripts_test.go), whose test binary is qchat itself
+// (modes/cli): `go test ./testscripts -run TestScripts/NAME` runs one.
+//
+// Each story starts its own server on a free port (--listen 127.0.0.1:0
+// --addr-file) and drives clients with piped commands.
 package testscripts

@@ -2,12 +2,16 @@ package xfer
 
 import (
 	"context"
+	"crypto/sha256"
+	"hash"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // Benchmarks of a transfer on loopback, both sides in this process:
@@ -42,6 +46,8 @@ func BenchmarkPlainCopy(b *testing.B) {
 	src := benchFile(b)
 	dst := filepath.Join(b.TempDir(), "dst.bin")
 	b.SetBytes(benchSize)
+	cpu := cpuMeter(b)
+	defer cpu()
 	for b.Loop() {
 		ln, _ := net.Listen("tcp", "127.0.0.1:0")
 		done := make(chan struct{})
@@ -116,9 +122,29 @@ func BenchmarkSendReceive(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.SetBytes(benchSize)
+	cpu := cpuMeter(b)
 	for b.Loop() {
 		benchTransfer(b, o)
 	}
+	cpu()
+}
+
+// cpuMeter reports the process's CPU time per GiB moved, from now until
+// the returned func is called: on a shared machine the wall time says
+// little, the CPU time still compares designs.
+func cpuMeter(b *testing.B) func() {
+	b.Helper()
+	start := processCPU()
+	return func() {
+		gib := float64(b.N) * float64(benchSize) / (1 << 30)
+		b.ReportMetric((processCPU()-start).Seconds()/gib, "cpu-s/GiB")
+	}
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkSmallFiles is one offer of a folder of 1,000 files of 16 KiB.
@@ -137,5 +163,29 @@ func BenchmarkSmallFiles(b *testing.B) {
 	b.SetBytes(o.Total)
 	for b.Loop() {
 		benchTransfer(b, o)
+	}
+}
+
+// BenchmarkFileHash compares the file hash (BLAKE3, hash.go) with
+// SHA-256 (crypto/sha256, which uses the CPU's SHA extensions), in the
+// chunks a transfer hashes, on one core:
+//
+//	go test -run '^$' -bench FileHash -cpu 1 ./xfer/
+func BenchmarkFileHash(b *testing.B) {
+	buf := make([]byte, chunk)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	for _, h := range []struct {
+		name string
+		new  func() hash.Hash
+	}{{"blake3", newFileHash}, {"sha256", sha256.New}} {
+		b.Run(h.name, func(b *testing.B) {
+			d := h.new()
+			b.SetBytes(chunk)
+			for b.Loop() {
+				d.Write(buf)
+			}
+		})
 	}
 }

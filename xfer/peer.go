@@ -22,12 +22,14 @@ import (
 // instead of being told it. Connections to the listener are served only
 // for tickets that the server handed this client (Expect): a connection
 // whose first line is not a valid HELLO for one of them is answered ERR
-// and closed, before anyone is asked anything.
+// and closed, before anyone is asked anything. The peer also holds this
+// run's link key (Fingerprint), which every link proves (secure.go).
 //
 // Safe for concurrent use.
 type Peer struct {
 	ln        net.Listener
 	port      int
+	id        *identity
 	me        atomic.Int64
 	helloWait time.Duration // time a connection has to say HELLO
 	mu        sync.Mutex
@@ -35,36 +37,62 @@ type Peer struct {
 	closed    bool
 	Refused   atomic.Int64 // connections refused for a bad ticket (for tests and logs)
 	wg        sync.WaitGroup
+	incoming  chan struct{} // a place per connection not yet through HELLO and TLS (maxIncoming)
 }
+
+// maxIncoming bounds the connections to the listener that have not proved
+// a ticket yet. Anyone who reaches the port may connect and stay silent
+// for the hello timeout; past this many, new ones are closed at once (the
+// links of this side still come up by dialing out, or by the relay).
+const maxIncoming = 64
 
 // Ticket is what the server said about one granted link.
 type Ticket struct {
-	ID       string    // single-use, unguessable
-	Purpose  string    // "chat" or "file"
-	Peer     int64     // the other user
-	PeerAddr string    // the other side's peer endpoint as the server saw it; "" if none
-	Expires  time.Time // no link may start after this
-	Offerer  bool      // I asked (CHAT or FILE); the offerer chooses the link
+	ID       string // single-use, unguessable
+	Purpose  string // "chat" or "file"
+	Peer     int64  // the other user
+	PeerAddr string // the other side's peer endpoint as the server saw it; "" if none
+	// PeerAddrs are more endpoints of the other side, as it announced
+	// them (its global IPv6 addresses): dialed first.
+	PeerAddrs []string
+	Expires   time.Time // no link may start after this
+	Offerer   bool      // I asked (CHAT or FILE); the offerer chooses the link
+	// PeerKey is the fingerprint of the other side's link key, as the
+	// server passed it: the link must prove it.
+	PeerKey string
+	// RelaySecret is this side's proof, to the server, that it holds the
+	// ticket: RELAY needs it.
+	RelaySecret string
 }
 
 type expected struct {
 	t     Ticket
-	links chan *Link // authenticated incoming links
+	links chan *Link    // authenticated incoming links
+	errs  chan error    // why incoming links for it failed the key check
+	keyed chan struct{} // closed once t.PeerKey is known
 	used  bool
 }
 
 // Listen opens the peer listener on addr ("" means all interfaces, a free
 // port: ":0"). Binding all interfaces matters: a socket bound to
 // 127.0.0.1 cannot reach other hosts.
-func Listen(addr string) (*Peer, error) {
+func Listen(addr string) (*Peer, error) { return listenWait(addr, 10*time.Second) }
+
+// listenWait is Listen with the time a connection has to say HELLO.
+func listenWait(addr string, helloWait time.Duration) (*Peer, error) {
 	if addr == "" {
 		addr = ":0"
+	}
+	id, err := newIdentity()
+	if err != nil {
+		return nil, err
 	}
 	ln, err := reuseport.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("peer listener: %w", err)
 	}
-	p := &Peer{ln: ln, port: ln.Addr().(*net.TCPAddr).Port, helloWait: 10 * time.Second, expect: make(map[string]*expected)}
+	p := &Peer{ln: ln, port: ln.Addr().(*net.TCPAddr).Port, id: id, helloWait: helloWait, expect: make(map[string]*expected),
+		incoming: make(chan struct{}, maxIncoming)}
 	p.wg.Add(1)
 	go p.acceptLoop()
 	return p, nil
@@ -82,6 +110,10 @@ func (p *Peer) LocalAddr() string {
 
 // Port is the listening port.
 func (p *Peer) Port() int { return p.port }
+
+// Fingerprint is this run's link key ("SHA256:..."), for the server to
+// pass to the peers of this client's tickets (LINKKEY).
+func (p *Peer) Fingerprint() string { return p.id.fp }
 
 // SetMe sets my user id, which HELLO carries; before it is set the peer
 // refuses every connection.
@@ -106,15 +138,24 @@ func (p *Peer) Dialer(timeout time.Duration) *net.Dialer {
 // Expect makes the listener accept links for t until it expires or a link
 // is chosen. Expecting the same ticket again updates what is known of it
 // (the answer to an offer expects it before the server confirms it, so
-// that an offerer quick to dial is not turned away).
+// that an offerer quick to dial is not turned away; such a link waits for
+// the peer's key, which comes with the server's confirmation).
 func (p *Peer) Expect(t Ticket) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if e := p.expect[t.ID]; e != nil {
-		e.t = t
-		return
+	e := p.expect[t.ID]
+	if e == nil {
+		e = &expected{links: make(chan *Link, 4), errs: make(chan error, 1), keyed: make(chan struct{})}
+		p.expect[t.ID] = e
 	}
-	p.expect[t.ID] = &expected{t: t, links: make(chan *Link, 4)}
+	if t.PeerKey == "" {
+		t.PeerKey = e.t.PeerKey
+	}
+	known := e.t.PeerKey != ""
+	e.t = t
+	if !known && t.PeerKey != "" {
+		close(e.keyed)
+	}
 }
 
 // Forget drops a ticket: later links for it are refused.
@@ -138,14 +179,28 @@ func (p *Peer) acceptLoop() {
 			continue
 		}
 		delay = 0
-		go p.serveIncoming(conn)
+		select {
+		case p.incoming <- struct{}{}:
+			go func() {
+				defer func() { <-p.incoming }()
+				p.serveIncoming(conn)
+			}()
+		default:
+			p.Refused.Add(1)
+			conn.Close()
+		}
 	}
 }
 
 // serveIncoming authenticates one incoming connection: HELLO with a ticket
-// we expect, from the user the ticket names, within the hello timeout.
+// we expect, from the user the ticket names, within the hello timeout;
+// then TLS with the peer's link key, before the link is offered to
+// Connect.
 func (p *Peer) serveIncoming(conn net.Conn) {
-	l := newLink(conn, p.helloWait)
+	deadline := time.Now().Add(p.helloWait)
+	// Small buffers until the peer has proved itself: HELLO is one short
+	// line, and the link over TLS gets buffers of its own (secure).
+	l := &Link{conn: conn, r: bufio.NewReaderSize(conn, maxLinkLine+1), w: bufio.NewWriterSize(conn, 256), idle: p.helloWait}
 	verb, rest, err := l.readLine()
 	if err != nil {
 		p.Refused.Add(1)
@@ -181,11 +236,37 @@ func (p *Peer) serveIncoming(conn net.Conn) {
 		conn.Close()
 		return
 	}
-	l.Path, l.Via, l.Peer, l.Ticket, l.Offerer = "direct", "accepted from "+conn.RemoteAddr().String(), t.Peer, t.ID, t.Offerer
+	// The peer's key comes with the server's confirmation of the ticket,
+	// which may reach us a moment after the peer's HELLO.
+	wait := time.NewTimer(time.Until(deadline))
 	select {
-	case e.links <- l:
+	case <-e.keyed:
+		wait.Stop()
+	case <-wait.C:
+		p.Refused.Add(1)
+		conn.Close()
+		return
+	}
+	p.mu.Lock()
+	t = e.t
+	p.mu.Unlock()
+	l.Path, l.Via, l.How, l.Peer, l.Ticket, l.Offerer = "direct", "accepted from "+conn.RemoteAddr().String(), HowAccepted, t.Peer, t.ID, t.Offerer
+	s, err := p.secure(context.Background(), l, t, time.Until(deadline))
+	if err != nil {
+		p.Refused.Add(1)
+		conn.Close()
+		if errors.Is(err, ErrPeerKey) {
+			select { // for Connect to tell, if nothing else works
+			case e.errs <- fmt.Errorf("%s: %w", l.Via, err):
+			default:
+			}
+		}
+		return
+	}
+	select {
+	case e.links <- s:
 	default:
-		conn.Close() // more links than anyone could want
+		s.Close() // more links than anyone could want
 	}
 }
 
@@ -205,238 +286,23 @@ func (p *Peer) lookup(ticket string) (*expected, Ticket) {
 	return nil, Ticket{}
 }
 
-// ConnectOptions tune Connect.
-type ConnectOptions struct {
-	Server     string        // the server's address, for the relay
-	Timeout    time.Duration // to have a link, all paths together (default 15s)
-	Direct     time.Duration // direct attempts alone before the relay is tried too (default 3s)
-	ForceRelay bool          // skip the direct paths (for tests, or a known firewall)
-	Idle       time.Duration // idle timeout of the link once up (default 30s)
-}
-
-func (o *ConnectOptions) defaults() {
-	if o.Timeout <= 0 {
-		o.Timeout = 15 * time.Second
-	}
-	if o.Direct <= 0 {
-		o.Direct = 3 * time.Second
-	}
-	o.Direct = min(o.Direct, o.Timeout/2)
-	if o.Idle <= 0 {
-		o.Idle = 30 * time.Second
-	}
-}
-
-// ErrNoPath is returned by Connect when no path reached the peer in time.
-var ErrNoPath = errors.New("no path to the peer")
-
-// ErrRelayRefused is wrapped by Connect's error when the server would not
-// relay (it does not relay, or the ticket is not one it may relay): with
-// no direct path either, trying again will not help.
-var ErrRelayRefused = errors.New("relay refused")
-
-// Connect establishes the link for a granted ticket. Every path runs at
-// once, as soon as it may: this side dials the peer's endpoint from its
-// own peer port (the offerer at once, the other side a moment later, so
-// that the usual path is "offerer dials"; when both dial, TCP
-// simultaneous open makes one connection of the two), the listener takes
-// what the peer dials, and after opts.Direct both sides also ask the
-// server to relay. Each link is authenticated by HELLO both ways. The
-// offerer takes the first link that is up and says USE on it; the other
-// side takes the link on which USE arrives. The ticket is used up then.
-func (p *Peer) Connect(ctx context.Context, t Ticket, opts ConnectOptions) (*Link, error) {
-	opts.defaults()
-	p.Expect(t)
-	p.mu.Lock()
-	e := p.expect[t.ID]
-	p.mu.Unlock()
-	if e == nil {
-		return nil, errors.New("peer listener closed")
-	}
-	defer p.Forget(t.ID)
-
-	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-	defer cancel()
-	if !t.Expires.IsZero() {
-		var c2 context.CancelFunc
-		ctx, c2 = context.WithDeadline(ctx, t.Expires.Add(opts.Timeout))
-		defer c2()
-	}
-
-	found := make(chan *Link, 8)
-	var lastErr atomic.Pointer[error]
-	note := func(err error) {
-		if err != nil && ctx.Err() == nil {
-			lastErr.Store(&err)
-		}
-	}
-	var wg sync.WaitGroup
-	offer := func(l *Link) {
-		select {
-		case found <- l:
-		case <-ctx.Done():
-			l.Close()
-		}
-	}
-	if !opts.ForceRelay && t.PeerAddr != "" {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p.dialLoop(ctx, t, opts, offer, note)
-		}()
-	}
-	wg.Add(1)
-	go func() { // links the peer dialed to us
-		defer wg.Done()
-		for {
-			select {
-			case l := <-e.links:
-				l.SetIdle(opts.Idle)
-				offer(l)
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	if opts.Server != "" {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if !opts.ForceRelay && t.PeerAddr != "" && !sleepCtx(ctx, opts.Direct) {
-				return
-			}
-			l, err := p.relay(ctx, t, opts)
-			note(err)
-			if l != nil {
-				offer(l)
-			} else if errors.Is(err, ErrRelayRefused) && (opts.ForceRelay || t.PeerAddr == "") {
-				cancel() // the only path said no: fail now, not at the timeout
-			}
-		}()
-	}
-	go func() {
-		wg.Wait()
-		close(found)
-	}()
-
-	chosen, err := p.choose(ctx, t, found)
-	cancel()
-	// Whatever else came up is closed; the goroutines end with ctx.
-	go func() {
-		for l := range found {
-			if l != chosen {
-				l.Close()
-			}
-		}
-	}()
-	if err != nil {
-		if le := lastErr.Load(); le != nil {
-			return nil, fmt.Errorf("%w: %v", ErrNoPath, *le)
-		}
-		return nil, err
-	}
-	p.mu.Lock()
-	e.used = true
-	p.mu.Unlock()
-	chosen.SetIdle(opts.Idle)
-	return chosen, nil
-}
-
-// choose picks the link: the offerer the first one, announced with USE;
-// the other side the one on which USE arrives.
-func (p *Peer) choose(ctx context.Context, t Ticket, found <-chan *Link) (*Link, error) {
-	if t.Offerer {
-		for {
-			select {
-			case l, ok := <-found:
-				if !ok {
-					return nil, ErrNoPath
-				}
-				if err := l.send("USE"); err != nil {
-					l.Close()
-					continue
-				}
-				return l, nil
-			case <-ctx.Done():
-				return nil, fmt.Errorf("%w within the connect timeout", ErrNoPath)
-			}
-		}
-	}
-	used := make(chan *Link, 1)
-	var waiting sync.WaitGroup
-	var seen []*Link
-	var chosen *Link
-	defer func() {
-		for _, l := range seen {
-			if l != chosen {
-				l.Close() // the offerer took another: end its wait for USE
-			}
-		}
-		go func() { waiting.Wait(); close(used) }()
-	}()
-	for {
-		select {
-		case l, ok := <-found:
-			if !ok {
-				found = nil
-				continue
-			}
-			seen = append(seen, l)
-			waiting.Add(1)
-			go func() {
-				defer waiting.Done()
-				if _, _, err := l.expect("USE"); err != nil {
-					l.Close()
-					return
-				}
-				select {
-				case used <- l:
-				default:
-					l.Close()
-				}
-			}()
-		case l := <-used:
-			chosen = l
-			return l, nil
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w within the connect timeout", ErrNoPath)
-		}
-	}
-}
-
-// dialLoop dials the peer from our peer port until a link is up or ctx
-// ends. Refused, unreachable and "address in use" (the 4-tuple is taken
-// by a connection the peer dialed to us) are retried.
-func (p *Peer) dialLoop(ctx context.Context, t Ticket, opts ConnectOptions, offer func(*Link), note func(error)) {
-	if !t.Offerer && !sleepCtx(ctx, 150*time.Millisecond) {
-		return
-	}
-	delay := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		l, err := p.dialPeer(ctx, t, opts)
-		if err == nil {
-			offer(l)
-			return
-		}
-		note(err)
-		if errors.Is(err, ErrLinkProtocol) {
-			return // not a qchat peer: retrying will not help
-		}
-		// Refused (ERR) is tried again: the peer may not have been told
-		// the ticket yet when our first HELLO came.
-		if !sleepCtx(ctx, delay) {
-			return
-		}
-		delay = min(2*delay, 500*time.Millisecond)
-	}
-}
-
 var errPeerRefused = errors.New("refused by the peer")
 
-// dialPeer makes one direct attempt: connect from our port, HELLO both ways.
-func (p *Peer) dialPeer(ctx context.Context, t Ticket, opts ConnectOptions) (*Link, error) {
-	d := p.Dialer(min(opts.Timeout, 5*time.Second))
-	conn, err := d.DialContext(ctx, "tcp", t.PeerAddr)
+// dialPeer makes one direct attempt at addr: connect from our port
+// (within dialCtx; primed: with a first SYN of a small TTL, see
+// punch.go), then HELLO and TLS both ways (within ctx and the hello
+// timeout). how says how the link was made, should it come up.
+func (p *Peer) dialPeer(dialCtx, ctx context.Context, t Ticket, opts ConnectOptions, addr string, primed bool, how string) (*Link, error) {
+	var conn net.Conn
+	var err error
+	if primed {
+		var raddr *net.TCPAddr
+		if raddr, err = net.ResolveTCPAddr("tcp", addr); err == nil {
+			conn, err = dialTTL(dialCtx, p.port, raddr, primeTTL)
+		}
+	} else {
+		conn, err = p.Dialer(0).DialContext(dialCtx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -444,13 +310,20 @@ func (p *Peer) dialPeer(ctx context.Context, t Ticket, opts ConnectOptions) (*Li
 		conn.Close()
 		return nil, errors.New("dialed our own endpoint")
 	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
 	l, err := p.hello(newLink(conn, opts.Idle), t)
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
-	l.Path, l.Via = "direct", "dialed "+t.PeerAddr
-	return l, nil
+	l.Path, l.Via, l.How = "direct", "dialed "+addr, how
+	s, err := p.secure(ctx, l, t, p.helloWait)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // isSelf reports a TCP self-connect (we dialed our own port).
@@ -491,8 +364,9 @@ func (p *Peer) hello(l *Link, t Ticket) (*Link, error) {
 }
 
 // relay asks the server to relay this ticket's link: connect to the server
-// port, read the greeting, RELAY <ticket>, wait for the other side
-// (200), then HELLO both ways through it.
+// port, read the greeting, RELAY <ticket> <relay-secret>, wait for the
+// other side (200), then HELLO and TLS both ways through it. The server
+// sees only the ticket and ciphertext.
 func (p *Peer) relay(ctx context.Context, t Ticket, opts ConnectOptions) (*Link, error) {
 	d := net.Dialer{Timeout: min(opts.Timeout, 10*time.Second)}
 	conn, err := d.DialContext(ctx, "tcp", opts.Server)
@@ -517,7 +391,11 @@ func (p *Peer) relay(ctx context.Context, t Ticket, opts ConnectOptions) (*Link,
 		conn.Close()
 		return nil, fmt.Errorf("relay: no greeting from the server (%v)", err)
 	}
-	if _, err := conn.Write([]byte("RELAY " + t.ID + "\n")); err != nil {
+	if t.RelaySecret == "" {
+		conn.Close()
+		return nil, &relayError{"the server gave no relay secret with the ticket"}
+	}
+	if _, err := conn.Write([]byte("RELAY " + t.ID + " " + t.RelaySecret + "\n")); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("relay: %w", err)
 	}
@@ -528,7 +406,7 @@ func (p *Peer) relay(ctx context.Context, t Ticket, opts ConnectOptions) (*Link,
 	}
 	if !strings.HasPrefix(reply, "200") {
 		conn.Close()
-		return nil, fmt.Errorf("%w: %s", ErrRelayRefused, clipText(reply))
+		return nil, &relayError{clipText(reply)}
 	}
 	conn.SetDeadline(time.Time{})
 	l, err := p.hello(newLinkReader(conn, r, opts.Idle), t)
@@ -536,8 +414,13 @@ func (p *Peer) relay(ctx context.Context, t Ticket, opts ConnectOptions) (*Link,
 		conn.Close()
 		return nil, err
 	}
-	l.Path, l.Via = "relay", "relayed by the server"
-	return l, nil
+	l.Path, l.Via, l.How = "relay", "relayed by the server", HowRelayed
+	s, err := p.secure(ctx, l, t, p.helloWait)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // sleepCtx waits d or until ctx ends; false when ctx ended.

@@ -7,6 +7,12 @@ import (
 // pipeDepth is how many chunks may be in flight between the two stages.
 const pipeDepth = 4
 
+// firstChunk is the size of the first chunk: small, so that the first
+// bytes of a file reach the disk and the progress bar as soon as they
+// cross (a new connection, in TCP slow start, brings 256 KiB only after a
+// few round trips).
+const firstChunk = 16 << 10
+
 // pipe moves n bytes in chunks through two stages that run at once: fill
 // (on the calling goroutine) fills a chunk, drain (on a goroutine of its
 // own) consumes it, in order. So hashing overlaps the network and the
@@ -53,9 +59,9 @@ func pipe(n int64, fill, drain func(b []byte) error) error {
 		drained <- err
 	}()
 	var err error
-	for left := n; left > 0 && !drainFailed.Load(); {
+	for left, size := n, int64(firstChunk); left > 0 && !drainFailed.Load(); size = chunk {
 		b := <-free
-		b = b[:min(int64(cap(b)), left)]
+		b = b[:min(size, left)]
 		if err = fill(b); err != nil {
 			break
 		}

@@ -2,7 +2,6 @@ package xfer
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,6 +20,10 @@ type ReceiveOptions struct {
 	Dir       string // the receiving folder; nothing is ever written outside it
 	Overwrite bool   // replace existing files instead of saving as "name (1).ext"
 	MaxSize   int64  // refuse offers of more bytes in all (0: no cap)
+	// Count and Bytes are what the offer said (FILE <count> <bytes>), what
+	// the user accepted: a link that lists more files or bytes is refused.
+	// Count 0: not checked (an offer has at least one file).
+	Count, Bytes int64
 }
 
 // maxFileSize bounds the size a peer may announce (1 PiB).
@@ -30,11 +33,19 @@ const maxFileSize = 1 << 50
 type incoming struct {
 	name string // sanitized relative path
 	size int64
-	skip string // why it is refused, "" if wanted
-	have int64  // bytes of its .part we can keep
-	h    hash.Hash
+	skip string    // why it is refused, "" if wanted
+	have int64     // bytes of its .part we can keep
+	h    hash.Hash // made when needed (hasher): 11 KiB each, and a peer may list 100,000 files
 	done bool
 	part os.FileInfo // the .part as planned (have > 0), to see that it did not change
+}
+
+// hasher is f's file hash, made on first use.
+func (f *incoming) hasher() hash.Hash {
+	if f.h == nil {
+		f.h = newFileHash()
+	}
+	return f.h
 }
 
 // Receive takes one offer from an established file link into opts.Dir:
@@ -43,7 +54,7 @@ type incoming struct {
 // the .part files it holds (with the hash of what they hold, so that a
 // source that changed is sent again from zero), checks free space before
 // any byte is written, and then writes each file to NAME.part, verifies
-// its SHA-256 and renames it to NAME — or to "NAME (1).ext" when NAME
+// its hash (BLAKE3) and renames it to NAME — or to "NAME (1).ext" when NAME
 // exists and Overwrite is off. Every file is opened through os.Root and
 // without following symlinks, so nothing can be written outside the folder.
 //
@@ -68,6 +79,9 @@ func Receive(ctx context.Context, l *Link, opts ReceiveOptions, m Meter) ([]File
 	refuse := func(why string) ([]FileResult, error) {
 		l.send("NO", why)
 		return nil, fmt.Errorf("%w: %s", ErrRefused, why)
+	}
+	if opts.Count > 0 && (int64(len(files)) > opts.Count || total > opts.Bytes) {
+		return refuse(fmt.Sprintf("more than was offered: %d files of %d bytes, the offer said %d of %d", len(files), total, opts.Count, opts.Bytes))
 	}
 	if opts.MaxSize > 0 && total > opts.MaxSize {
 		return refuse(fmt.Sprintf("too big: %d bytes, this receiver takes at most %d", total, opts.MaxSize))
@@ -95,7 +109,7 @@ func Receive(ctx context.Context, l *Link, opts ReceiveOptions, m Meter) ([]File
 		case f.skip != "":
 			l.writeLine("SKIP", strconv.Itoa(i), f.skip)
 		case f.have > 0:
-			l.writeLine("HAVE", strconv.Itoa(i), strconv.FormatInt(f.have, 10), hex.EncodeToString(f.h.Sum(nil)))
+			l.writeLine("HAVE", strconv.Itoa(i), strconv.FormatInt(f.have, 10), hex.EncodeToString(f.hasher().Sum(nil)))
 		}
 	}
 	if err := l.send("GO"); err != nil {
@@ -181,7 +195,7 @@ func Receive(ctx context.Context, l *Link, opts ReceiveOptions, m Meter) ([]File
 		if err != nil {
 			err = skipData(l, n, err)
 		} else {
-			r.SHA256, saved, err = receiveFile(d, l, f, base, off, n, opts.Overwrite, m)
+			r.Hash, saved, err = receiveFile(d, l, f, base, off, n, opts.Overwrite, m)
 		}
 		if err != nil {
 			r.Err = err
@@ -195,7 +209,7 @@ func Receive(ctx context.Context, l *Link, opts ReceiveOptions, m Meter) ([]File
 			saved = dir + "/" + saved
 		}
 		r.Moved, r.Path = n, saved
-		l.writeLine("OK", strconv.Itoa(int(idx)), r.SHA256, saved)
+		l.writeLine("OK", strconv.Itoa(int(idx)), r.Hash, saved)
 		if m != nil {
 			m.FileDone(*r)
 		}
@@ -246,7 +260,7 @@ func readManifest(l *Link) ([]*incoming, int64, error) {
 		if err != nil {
 			return nil, 0, err
 		}
-		f := &incoming{size: size, h: sha256.New()}
+		f := &incoming{size: size}
 		if f.name, err = SafePath(unescapeName(a[2])); err != nil {
 			f.name, f.skip = "file-"+strconv.FormatInt(i, 10), "no usable file name"
 		}
@@ -349,7 +363,7 @@ func planPart(root *os.Root, f *incoming, part string, size int64, tick func()) 
 	var n int64
 	for {
 		k, err := pf.Read(*buf)
-		f.h.Write((*buf)[:k])
+		f.hasher().Write((*buf)[:k])
 		n += int64(k)
 		tick()
 		if err != nil {
@@ -358,7 +372,7 @@ func planPart(root *os.Root, f *incoming, part string, size int64, tick func()) 
 	}
 	fi, err := pf.Stat()
 	if err != nil || n != size || fi.Size() != size {
-		f.h.Reset()
+		f.hasher().Reset()
 		return ""
 	}
 	f.have, f.part = n, fi
@@ -510,7 +524,7 @@ func receiveFile(d *folder, l *Link, f *incoming, name string, off, n int64, ove
 			return "", "", skipData(l, n, fmt.Errorf("%s changed while it was offered; offer it again", part))
 		}
 	} else {
-		f.h.Reset()
+		f.hasher().Reset()
 	}
 	if err := out.Truncate(off); err != nil {
 		return "", "", skipData(l, n, err)
@@ -535,7 +549,7 @@ func receiveFile(d *folder, l *Link, f *incoming, name string, off, n int64, ove
 		}
 		return nil
 	}, func(b []byte) error {
-		f.h.Write(b)
+		f.hasher().Write(b)
 		if werr == nil {
 			if _, err := out.Write(b); err != nil {
 				werr = err // keep reading: the link stays in step
@@ -560,7 +574,8 @@ func receiveFile(d *folder, l *Link, f *incoming, name string, off, n int64, ove
 	if werr != nil {
 		return "", "", fmt.Errorf("write %s: %s", part, errText(werr))
 	}
-	sum := hex.EncodeToString(f.h.Sum(nil))
+	sum := hex.EncodeToString(f.hasher().Sum(nil))
+	f.h = nil // done with it
 	if a[1] != sum {
 		// Not what was sent: never keep it, never resume from it.
 		d.root.Remove(part)

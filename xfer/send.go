@@ -2,7 +2,6 @@ package xfer
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -34,7 +33,7 @@ type FileResult struct {
 	Size    int64
 	Resumed int64  // bytes that were already there from an earlier try
 	Moved   int64  // bytes that crossed this time
-	SHA256  string // hex, of the whole file
+	Hash    string // the file hash (HashName) of the whole file, hex
 	Err     error  // nil when the file is complete and verified
 }
 
@@ -81,7 +80,7 @@ var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunk); return &b 
 // wants: it announces the files, learns which ones the receiver already
 // holds part of (and the hash of that part), and streams each file from
 // where a matching part ends, or from zero when the source changed since.
-// The SHA-256 of each whole file follows its data; the receiver checks it
+// The hash of each whole file (BLAKE3) follows its data; the receiver checks it
 // before it keeps the file. Send returns when every file was answered, the
 // link failed (the result then holds what got through), or ctx ended.
 //
@@ -173,7 +172,7 @@ func Send(ctx context.Context, l *Link, o *Offer, m Meter) (SendResult, error) {
 		f := &res.Files[i]
 		f.Err = nil
 		off, sum, err := sendFile(l, i, it, have[i], m)
-		f.Resumed, f.Moved, f.SHA256 = off, it.Size-off, sum
+		f.Resumed, f.Moved, f.Hash = off, it.Size-off, sum
 		if err != nil {
 			f.Err, f.Moved = err, 0
 			var fe *fileError
@@ -203,7 +202,7 @@ func Send(ctx context.Context, l *Link, o *Offer, m Meter) (SendResult, error) {
 
 type resumePoint struct {
 	offset int64
-	sha    string // of the receiver's first offset bytes
+	hash   string // of the receiver's first offset bytes
 }
 
 // fileError is a failure of one file that leaves the link usable.
@@ -218,7 +217,7 @@ func (e *fileError) Unwrap() error { return e.err }
 // read, or whose size changed, is announced with DATA of length 0 and
 // SUM -, which tells the receiver to drop it.
 func sendFile(l *Link, idx int, it Item, have resumePoint, m Meter) (int64, string, error) {
-	h := sha256.New()
+	h := newFileHash()
 	bufp := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(bufp)
 	buf := *bufp
@@ -261,7 +260,7 @@ func sendFile(l *Link, idx int, it Item, have resumePoint, m Meter) (int64, stri
 				last = time.Now()
 			}
 		}
-		if hex.EncodeToString(h.Sum(nil)) == have.sha {
+		if hex.EncodeToString(h.Sum(nil)) == have.hash {
 			off = have.offset
 		} else {
 			// The source is not what the part was made of: start again.
@@ -313,8 +312,13 @@ func copyData(l *Link, f *os.File, h hash.Hash, n int64, buf []byte, m Meter) er
 	piece := len(buf)
 	if l.rate > 0 {
 		// Slow links get small writes, so that the receiver sees bytes
-		// well within its idle timeout.
-		piece = int(min(int64(piece), max(l.rate/4, 1024)))
+		// well within its idle timeout: one at least every quarter of it
+		// (and of a second).
+		gap := time.Second / 4
+		if l.idle > 0 {
+			gap = min(gap, l.idle/4)
+		}
+		piece = int(min(int64(piece), max(int64(float64(l.rate)*gap.Seconds()), 1024)))
 	}
 	return pipe(n, func(b []byte) error {
 		if _, err := io.ReadFull(f, b); err != nil {
@@ -348,7 +352,7 @@ func copyData(l *Link, f *os.File, h hash.Hash, n int64, buf []byte, m Meter) er
 
 // ackResult is what the receiver answered, file by file.
 type ackResult struct {
-	ok  map[int][2]string // idx -> sha, saved path
+	ok  map[int][2]string // idx -> hash, saved path
 	bad map[int]string
 	err error
 }
@@ -356,7 +360,7 @@ type ackResult struct {
 func (a ackResult) apply(res *SendResult, m Meter) {
 	for idx, v := range a.ok {
 		f := &res.Files[idx]
-		if f.Err == nil && f.SHA256 != "" && v[0] != f.SHA256 {
+		if f.Err == nil && f.Hash != "" && v[0] != f.Hash {
 			f.Err = fmt.Errorf("receiver saved a different hash %s", v[0])
 		}
 		f.Path = v[1]

@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -30,17 +31,55 @@ func protoErr(format string, args ...any) error {
 // Link is an established, authenticated peer link (direct or relayed).
 // One goroutine reads, one writes; Close may come from any.
 type Link struct {
-	conn    net.Conn
-	r       *bufio.Reader
-	w       *bufio.Writer
-	idle    time.Duration // every read and write must progress within this
-	rate    int64         // bytes per second of file data sent, 0 for no limit
-	Path    string        // "direct" or "relay"
-	Via     string        // how: "dialed 10.0.0.5:40123", "accepted from ...", "relayed by the server"
-	Peer    int64         // the other user
+	conn net.Conn
+	r    *bufio.Reader
+	w    *bufio.Writer
+	idle time.Duration // every read and write must progress within this
+	rate int64         // bytes per second of file data sent, 0 for no limit
+	// Path, Via and How are the route the link was made on; it may move
+	// later (Route, Moves).
+	Path    string // "direct" or "relay"
+	Via     string // "dialed 10.0.0.5:40123", "accepted from ...", "relayed by the server"
+	How     string // HowDialed, HowAccepted, HowPrimed, HowSimultaneous or HowRelayed
+	Peer    int64  // the other user
 	Ticket  string
 	Offerer bool // I asked for the link (sent CHAT or FILE)
+
+	mv        *movable   // the stream under conn while the link may move
+	moves     chan Route // a move, then closed when none can come any more
+	routeMu   sync.Mutex
+	moved     *Route
+	movesDone bool
 }
+
+// How a link was made.
+const (
+	HowDialed       = "dialed"       // our SYN reached the peer's listener: no NAT stood in the way
+	HowAccepted     = "accepted"     // the peer's SYN reached our listener
+	HowPrimed       = "primed"       // through the offerer's NAT, opened by its small-TTL SYN (punch.go)
+	HowSimultaneous = "simultaneous" // both SYNs crossed in flight (TCP simultaneous open)
+	HowRelayed      = "relayed"      // through the server
+)
+
+// Route is a path a link takes.
+type Route struct {
+	Path, Via, How string
+}
+
+// Route is the path the link takes now.
+func (l *Link) Route() Route {
+	l.routeMu.Lock()
+	defer l.routeMu.Unlock()
+	if l.moved != nil {
+		return *l.moved
+	}
+	return Route{l.Path, l.Via, l.How}
+}
+
+// Moves tells where the link moved to while in use (from the relay to a
+// direct connection): at most one Route, then the channel is closed once
+// no move can come any more. Nil for a link that cannot move.
+func (l *Link) Moves() <-chan Route { return l.moves }
 
 func newLink(conn net.Conn, idle time.Duration) *Link {
 	return newLinkReader(conn, bufio.NewReaderSize(conn, 64<<10), idle)

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -17,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/zeebo/blake3"
 )
 
 // ioWait bounds every wait in these tests; it is a guard against a hang,
@@ -39,8 +40,8 @@ func addrOf(p *Peer) string { return "127.0.0.1:" + strconv.Itoa(p.Port()) }
 // tickets returns the two halves of one grant: A (1, the offerer) and B (2).
 func tickets(a, b *Peer, id string) (Ticket, Ticket) {
 	exp := time.Now().Add(time.Minute)
-	return Ticket{ID: id, Purpose: "file", Peer: 2, PeerAddr: addrOf(b), Expires: exp, Offerer: true},
-		Ticket{ID: id, Purpose: "file", Peer: 1, PeerAddr: addrOf(a), Expires: exp}
+	return Ticket{ID: id, Purpose: "file", Peer: 2, PeerAddr: addrOf(b), Expires: exp, Offerer: true, PeerKey: b.Fingerprint()},
+		Ticket{ID: id, Purpose: "file", Peer: 1, PeerAddr: addrOf(a), Expires: exp, PeerKey: a.Fingerprint()}
 }
 
 // connectPair connects both sides of a ticket at once.
@@ -233,10 +234,10 @@ func TestSendReceiveFilesAndFolder(t *testing.T) {
 			t.Errorf("%s.part left behind", name)
 		}
 	}
-	want := sha256.Sum256(files["big.bin"])
+	want := blake3.Sum256(files["big.bin"])
 	for _, f := range sres.Files {
-		if f.Name == "big.bin" && f.SHA256 != hex.EncodeToString(want[:]) {
-			t.Errorf("big.bin sha %s", f.SHA256)
+		if f.Name == "big.bin" && f.Hash != hex.EncodeToString(want[:]) {
+			t.Errorf("big.bin hash %s", f.Hash)
 		}
 	}
 }
@@ -473,8 +474,8 @@ func TestConcurrentSameName(t *testing.T) {
 				continue // refused while the other held the name: fine
 			}
 			got, err := os.ReadFile(filepath.Join(dst, f.Path))
-			sum := sha256.Sum256(got)
-			if err != nil || hex.EncodeToString(sum[:]) != f.SHA256 || !bytes.Equal(got, datas[i]) {
+			sum := blake3.Sum256(got)
+			if err != nil || hex.EncodeToString(sum[:]) != f.Hash || !bytes.Equal(got, datas[i]) {
 				t.Errorf("offer %d saved %s: %d bytes, not what it sent (%v)", i, f.Path, len(got), err)
 			}
 		}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -16,7 +17,7 @@ import (
 
 // Config is what `qchat bench` is told.
 type Config struct {
-	Server       string
+	Server       string // HOST:PORT, or the nodes of one service HOST:PORT,HOST:PORT,... (the clients spread over them)
 	Password     string // from QCHAT_PASSWORD; DefaultPassword when empty
 	PasswordFile string
 	Prefix       string        // nicknames: <prefix>-s<i>, <prefix>-r<i>, <prefix>-i<i>, <prefix>-g<i>
@@ -30,12 +31,17 @@ type Config struct {
 	Size         int           // bytes of message text
 	Rate         float64       // messages per second in all; 0 for as fast as possible
 	Window       int           // MSGs one sender has waiting for their reply
-	PID          int           // the server's process, for its RSS (0: not measured)
+	PIDs         []int         // the server's processes (one per node, and any others to count), for CPU and RSS, summed (none: not measured)
 	Hold         time.Duration // keep the idle connections this long before the traffic
+	Relogin      int           // after the hold, idle clients that log out and in again, one after another, while the others stay
+	ReloginPW    bool          // log them in again with the password rather than the resumption token
 	Settle       time.Duration // longest wait for the server's RSS to settle
 	Connect      int           // logins in flight at once
 	Timeout      time.Duration // for the whole run (0: none)
 	JSON         bool
+	Unbatched    bool // --unbatched: every MSG in a write of its own, as a person's client sends
+	AckEach      bool // --ack-each: every message acknowledged by an ACK of its own, in a write of its own
+	NoTLS        bool // --no-tls: clear text; otherwise STARTTLS, and the server's key checked as chat does
 }
 
 // DefaultPassword is the password of bench accounts when none is given.
@@ -65,6 +71,8 @@ type bench struct {
 	stopping atomic.Bool
 	readers  *sync.WaitGroup
 	stderr   io.Writer
+	keys     *client.ServerKeys // nil with --no-tls
+	servers  []string           // Config.Server as a list: the nodes, spread as spread.go says
 }
 
 // now is the bench clock: monotonic ns since the start.
@@ -93,7 +101,11 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) int {
 		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
 		defer cancel()
 	}
-	b := &bench{cfg: cfg, pw: pw, run: runToken(), t0: time.Now(), stderr: stderr}
+	servers, _ := client.ParseServers(cfg.Server) // checked by check
+	b := &bench{cfg: cfg, pw: pw, run: runToken(), t0: time.Now(), stderr: stderr, servers: servers}
+	if !cfg.NoTLS {
+		b.keys = &client.ServerKeys{Notify: stderr}
+	}
 	res, err := b.do(ctx)
 	if res != nil {
 		if cfg.JSON {
@@ -124,11 +136,23 @@ func check(cfg *Config) error {
 		}
 	}
 	cfg.Groups = groups
+	if cfg.Server != "" {
+		if _, err := client.ParseServers(cfg.Server); err != nil {
+			return fmt.Errorf("--server: %w", err)
+		}
+	}
+	for _, pid := range cfg.PIDs {
+		if pid <= 0 {
+			return fmt.Errorf("--pid %d: want process ids", pid)
+		}
+	}
 	switch {
 	case cfg.Server == "":
 		return errors.New("--server (or QCHAT_SERVER) is required")
-	case cfg.Clients < 0 || cfg.Pairs < 0 || cfg.Messages < 0:
-		return errors.New("--clients, --pairs and --messages must not be negative")
+	case cfg.Clients < 0 || cfg.Pairs < 0 || cfg.Messages < 0 || cfg.Relogin < 0:
+		return errors.New("--clients, --pairs, --messages and --relogin must not be negative")
+	case cfg.Relogin > cfg.Clients:
+		return errors.New("--relogin must not be more than --clients (it logs idle clients in again)")
 	case cfg.Pairs == 0 && cfg.Clients == 0 && len(cfg.Groups) == 0:
 		return errors.New("nothing to do: give --pairs, --clients or --group-members")
 	case len(cfg.Groups) > 0 && cfg.GroupSenders < 1:
@@ -174,7 +198,7 @@ func runToken() string {
 // the idle ones still there.
 func (b *bench) do(ctx context.Context) (*result, error) {
 	cfg := b.cfg
-	res := &result{cfg: cfg}
+	res := &result{cfg: cfg, nodes: b.servers, spread: b.spreadText()}
 	var idle []*conn
 	defer func() {
 		b.stopping.Store(true)
@@ -187,6 +211,11 @@ func (b *bench) do(ctx context.Context) (*result, error) {
 		idle, err = b.holdIdle(ctx, res)
 		if err != nil {
 			return nil, err
+		}
+		if cfg.Relogin > 0 {
+			if err := b.relogin(ctx, res, idle); err != nil {
+				return res, err
+			}
 		}
 	}
 	if cfg.Pairs > 0 {
@@ -214,7 +243,7 @@ func (b *bench) doPairs(ctx context.Context, res *result) error {
 		nicks[2*i] = fmt.Sprintf("%s-s%d", cfg.Prefix, i)
 		nicks[2*i+1] = fmt.Sprintf("%s-r%d", cfg.Prefix, i)
 	}
-	conns, err := b.connectAll(ctx, nicks, 64<<10, nil)
+	conns, err := b.connectAll(ctx, nicks, b.pairNode, 64<<10, nil)
 	defer func() {
 		for _, c := range conns {
 			if c != nil {
@@ -234,7 +263,9 @@ func (b *bench) doPairs(ctx context.Context, res *result) error {
 		pairs[i] = newPair(b, conns[2*i], conns[2*i+1], n, cfg.Rate/float64(cfg.Pairs))
 	}
 	fmt.Fprintf(b.stderr, "sending %d messages\n", cfg.Messages)
+	end := b.watch(ctx, false)
 	start := b.runPairs(ctx, pairs)
+	res.pairCost = end()
 	b.stopping.Store(true)
 	for _, c := range conns {
 		c.close()
@@ -257,8 +288,8 @@ func (b *bench) doPairs(ctx context.Context, res *result) error {
 // server's RSS before and after.
 func (b *bench) holdIdle(ctx context.Context, res *result) ([]*conn, error) {
 	cfg := b.cfg
-	if cfg.PID > 0 {
-		rss, err := readRSS(cfg.PID)
+	if len(cfg.PIDs) > 0 {
+		rss, err := readRSSAll(cfg.PIDs)
 		if err != nil {
 			return nil, err
 		}
@@ -273,7 +304,7 @@ func (b *bench) holdIdle(ctx context.Context, res *result) ([]*conn, error) {
 	// Each idle client reads from the moment it is logged in, as a real
 	// one does: in LAN mode every later login is announced to it, and a
 	// client that did not read would make the server queue that storm.
-	conns, err := b.connectAll(ctx, nicks, 512, func(_ int, c *conn) { go b.idleLoop(c, &res.idleEvents) })
+	conns, err := b.connectAll(ctx, nicks, b.roundNode, 512, func(_ int, c *conn) { go b.idleLoop(c, &res.idleEvents) })
 	res.loginTime = time.Since(t)
 	if err != nil {
 		for _, c := range conns {
@@ -284,10 +315,10 @@ func (b *bench) holdIdle(ctx context.Context, res *result) ([]*conn, error) {
 		return nil, err
 	}
 	res.idle = len(conns)
-	if cfg.PID > 0 {
+	if len(cfg.PIDs) > 0 {
 		// Idle means the announcements of the logins have all arrived.
 		b.settleEvents(ctx, &res.idleEvents)
-		rss, err := b.settleRSS(ctx, cfg.PID)
+		rss, err := b.settleRSS(ctx, cfg.PIDs)
 		if err != nil {
 			return conns, err
 		}
@@ -295,12 +326,98 @@ func (b *bench) holdIdle(ctx context.Context, res *result) ([]*conn, error) {
 	}
 	if cfg.Hold > 0 {
 		fmt.Fprintf(b.stderr, "holding %d idle clients for %s\n", len(conns), cfg.Hold)
+		var cpu0 time.Duration
+		if len(cfg.PIDs) > 0 {
+			if p, err := readProcs(cfg.PIDs); err == nil {
+				cpu0 = p.cpu
+			}
+		}
+		t := time.Now()
 		sleepCtx(ctx, cfg.Hold)
-		if cfg.PID > 0 {
-			res.rssHeld, _ = readRSS(cfg.PID)
+		if len(cfg.PIDs) > 0 {
+			res.heldFor = time.Since(t)
+			if p, err := readProcs(cfg.PIDs); err == nil && cpu0 > 0 {
+				res.cpuHeld = p.cpu - cpu0
+			}
+			res.rssHeld, _ = readRSSAll(cfg.PIDs)
 		}
 	}
 	return conns, ctx.Err()
+}
+
+// relogin logs cfg.Relogin of the idle clients out and in again, with at
+// most cfg.Connect in flight, each with the resumption token of its last
+// login (or its password with ReloginPW), while all the others stay
+// online: the logins of a server's restart, with a full house watching.
+// It times them and takes the server's CPU over them.
+func (b *bench) relogin(ctx context.Context, res *result, idle []*conn) error {
+	cfg := b.cfg
+	n := min(cfg.Relogin, len(idle))
+	how := "resumption tokens"
+	if cfg.ReloginPW {
+		how = "passwords"
+	}
+	fmt.Fprintf(b.stderr, "logging %d idle clients out and in again with %s\n", n, how)
+	var cpu0 time.Duration
+	if len(cfg.PIDs) > 0 {
+		if p, err := readProcs(cfg.PIDs); err == nil {
+			cpu0 = p.cpu
+		}
+	}
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		fail     error
+		noTokens atomic.Int64
+	)
+	t := time.Now()
+	for range min(cfg.Connect, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				old := idle[i]
+				token := old.token
+				if token == "" {
+					noTokens.Add(1)
+				}
+				if cfg.ReloginPW {
+					token = ""
+				}
+				old.close()
+				c, err := dialAs(ctx, old.addr, old.nick, b.pw, token, 512, 30*time.Second, b.keys)
+				if err != nil {
+					mu.Lock()
+					fail = cmp.Or(fail, err)
+					mu.Unlock()
+					return
+				}
+				idle[i] = c
+				go b.idleLoop(c, &res.idleEvents)
+			}
+		}()
+	}
+	wg.Wait()
+	res.reloginTime = time.Since(t)
+	res.relogins = n
+	res.reloginHow = how
+	if k := noTokens.Load(); k > 0 && !cfg.ReloginPW {
+		res.reloginHow = fmt.Sprintf("passwords (the server gave %d of them no token)", k)
+	}
+	if len(cfg.PIDs) > 0 {
+		if p, err := readProcs(cfg.PIDs); err == nil && cpu0 > 0 {
+			res.reloginCPU = p.cpu - cpu0
+		}
+	}
+	if fail == nil {
+		fail = ctx.Err()
+	}
+	return fail
 }
 
 // idleLoop reads an idle connection until it closes: PING is answered,
@@ -320,11 +437,11 @@ func (b *bench) idleLoop(c *conn, events *atomic.Int64) {
 	}
 }
 
-// connectAll logs in every nick with at most cfg.Connect logins in flight,
-// calling started (when not nil) with each connection and its index in
-// nicks once it is logged in.
+// connectAll logs in every nick, the i-th on the node node(i), with at most
+// cfg.Connect logins in flight, calling started (when not nil) with each
+// connection and its index in nicks once it is logged in.
 // On error the slice holds the connections made so far (others nil).
-func (b *bench) connectAll(ctx context.Context, nicks []string, bufSize int, started func(int, *conn)) ([]*conn, error) {
+func (b *bench) connectAll(ctx context.Context, nicks []string, node func(i int) int, bufSize int, started func(int, *conn)) ([]*conn, error) {
 	conns := make([]*conn, len(nicks))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -345,7 +462,7 @@ func (b *bench) connectAll(ctx context.Context, nicks []string, bufSize int, sta
 				if i >= len(nicks) || ctx.Err() != nil {
 					return
 				}
-				c, err := dial(ctx, b.cfg.Server, nicks[i], b.pw, bufSize, 30*time.Second)
+				c, err := dial(ctx, b.servers[node(i)], nicks[i], b.pw, bufSize, 30*time.Second, b.keys)
 				if err != nil {
 					if errors.Is(err, errLogin) {
 						err = fmt.Errorf("%w (an account of an earlier run with another password? try another --prefix)", err)

@@ -1,8 +1,14 @@
 package bench
 
 import (
+	"context"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
+
+	"qchat/modes/internal/fakeserver"
+	"qchat/protocol"
 )
 
 func TestParseDurable(t *testing.T) {
@@ -130,5 +136,72 @@ func TestCheckGroups(t *testing.T) {
 		if err := check(&c); err == nil {
 			t.Errorf("%+v: no error", c)
 		}
+	}
+}
+
+// An unbatched sender's MSG carries a client id, as qchat's own clients
+// send: the server takes it for a well-formed id= option.
+func TestAppendMsgClientID(t *testing.T) {
+	line := appendMsgID(nil, 35, "1001", "abcdef", 123456789, 64, true)
+	c, err := protocol.ParseCommand(line[:len(line)-1])
+	if err != nil || c.Verb != "MSG" || c.ClientID != "abcdef.z" || c.Resend || c.Args[0] != "1001" || len(c.Args[1]) != 64 {
+		t.Fatalf("%q parsed as %+v, %v", line, c, err)
+	}
+}
+
+// TestSpreadNodes: with several servers, pair k's sender is on node k and
+// its recipient on the next (every message crosses nodes, and each node
+// holds as many senders as recipients); other clients go round in turn.
+func TestSpreadNodes(t *testing.T) {
+	for _, tc := range []struct {
+		nodes int
+		want  []int // nodes of s0, r0, s1, r1, s2, r2
+	}{
+		{1, []int{0, 0, 0, 0, 0, 0}},
+		{2, []int{0, 1, 1, 0, 0, 1}},
+		{3, []int{0, 1, 1, 2, 2, 0}},
+	} {
+		b := &bench{servers: make([]string, tc.nodes)}
+		for i, want := range tc.want {
+			if got := b.pairNode(i); got != want {
+				t.Errorf("%d nodes: connection %d of the pairs on node %d, want %d", tc.nodes, i, got, want)
+			}
+			if i%2 == 1 && tc.nodes > 1 && b.pairNode(i) == b.pairNode(i-1) {
+				t.Errorf("%d nodes: pair %d on one node", tc.nodes, i/2)
+			}
+			if got := b.roundNode(i); got != i%tc.nodes {
+				t.Errorf("%d nodes: client %d on node %d", tc.nodes, i, got)
+			}
+		}
+	}
+}
+
+// TestBenchLogsInOnEachNode: `qchat bench --server A,B --clients 4` logs
+// the idle clients in on A and B in turn, each where the spread says.
+func TestBenchLogsInOnEachNode(t *testing.T) {
+	nodes := []*fakeserver.Server{fakeserver.New(t, "220 a qchat/1 ready"), fakeserver.New(t, "220 b qchat/1 ready")}
+	cfg := Defaults()
+	cfg.Server, cfg.Clients, cfg.Pairs, cfg.Connect, cfg.NoTLS = nodes[0].Addr()+","+nodes[1].Addr(), 4, 0, 1, true
+	var stdout, stderr fakeserver.Buffer
+	status := fakeserver.Async(func() int { return Run(context.Background(), cfg, &stdout, &stderr) })
+	for i := range 4 {
+		sc := nodes[i%2].Accept(t) // one login at a time (--connect 1), in order
+		want := fmt.Sprintf("bench-i%d", i)
+		reg := sc.Expect(t, "REG")
+		if reg.Args[0] != want {
+			t.Errorf("node %d: REG %q, want %s", i%2, reg.Args[0], want)
+		}
+		sc.Reply(t, reg.Tag, "201 "+strconv.Itoa(1000+i)+" "+want)
+		sc.Answer(t, "USER", "331 password required")
+		sc.Answer(t, "PASS", "230 "+strconv.Itoa(1000+i)+" "+want)
+		sc.Answer(t, "TOKEN", "502 no tokens")
+		sc.Answer(t, "PING", "200 pong login")
+	}
+	if got := fakeserver.Await(t, status); got != exitOK {
+		t.Fatalf("exit status %d: %s", got, stderr.String())
+	}
+	if out := stdout.String(); !strings.Contains(out, "nodes:     2 nodes; pair i: sender on node i mod 2, recipient on the next node") ||
+		!strings.Contains(out, "idle:      4 connections logged in") {
+		t.Errorf("report:\n%s", out)
 	}
 }

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"qchat/modes/client"
 	"qchat/protocol"
 )
 
@@ -22,50 +24,76 @@ import (
 //
 // One goroutine reads; writes go through w under mu.
 type conn struct {
-	nc   net.Conn
-	r    *bufio.Reader
-	mu   sync.Mutex
-	w    *bufio.Writer
-	id   int64
-	nick string
+	nc      net.Conn // TLS over TCP, or TCP with --no-tls
+	addr    string   // the server (node) it is connected to
+	r       *bufio.Reader
+	mu      sync.Mutex
+	w       *bufio.Writer
+	id      int64
+	nick    string
+	token   string // a resumption token of its login ("" when the server gives none)
+	greeted bool   // the greeting was read
+	ackTo   bool   // the server takes ACK ..<msgid> (its greeting says ackto)
 }
 
 // errLogin is a login refused by the server (wrong password, bad nick).
 var errLogin = errors.New("login refused")
 
+// exemptHint says why a server's abuse limits refuse a bench, and what to do.
+const exemptHint = " (the server's abuse limits: run it with --limits-exempt for the bench host, e.g. --limits-exempt 127.0.0.0/8)"
+
 // dial connects, reads the greeting and logs in as nick, registering the
 // account first if it does not exist yet (REG, USER and PASS go in one
 // write; the server answers them in order). bufSize sizes the read buffer:
-// big for traffic, small for idle connections.
-func dial(ctx context.Context, addr, nick, password string, bufSize int, timeout time.Duration) (*conn, error) {
+// big for traffic, small for idle connections. With keys, the connection
+// is upgraded to TLS first (STARTTLS) and the server's key checked.
+func dial(ctx context.Context, addr, nick, password string, bufSize int, timeout time.Duration, keys *client.ServerKeys) (*conn, error) {
+	return dialAs(ctx, addr, nick, password, "", bufSize, timeout, keys)
+}
+
+// dialAs is dial, logging in with the resumption token when there is one
+// (RESUME instead of REG, USER and PASS).
+func dialAs(ctx context.Context, addr, nick, password, token string, bufSize int, timeout time.Duration, keys *client.ServerKeys) (*conn, error) {
 	d := net.Dialer{Timeout: timeout}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{nc: nc, r: bufio.NewReaderSize(nc, bufSize), w: bufio.NewWriterSize(nc, bufSize), nick: nick}
-	if err := c.login(password, timeout); err != nil {
+	c := &conn{nc: nc, r: bufio.NewReaderSize(nc, bufSize), nick: nick, addr: addr}
+	if keys != nil {
+		if err := c.startTLS(ctx, addr, keys, timeout); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("%s: %w", nick, err)
+		}
+	}
+	c.w = bufio.NewWriterSize(c.nc, bufSize)
+	if err := c.login(password, token, timeout); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("%s: %w", nick, err)
 	}
 	return c, nil
 }
 
-func (c *conn) login(password string, timeout time.Duration) error {
+func (c *conn) login(password, token string, timeout time.Duration) error {
 	c.nc.SetDeadline(time.Now().Add(timeout))
 	defer c.nc.SetDeadline(time.Time{})
 	var b []byte
 	var err error
 	// The PING after PASS makes the login complete only once the server
-	// has finished handling it (announced it to everyone who sees
-	// presence), so that a run of logins is timed, and an idle
-	// connection measured, only after the server's work is done.
-	for _, cmd := range [][]string{{"r", "REG", c.nick, password}, {"u", "USER", c.nick}, {"p", "PASS", password}, {"k", "PING", "login"}} {
+	// has finished handling it (noted it for the next presence batch,
+	// and sent the first batch at once after a quiet interval), so that a
+	// run of logins is timed, and an idle connection measured, only after
+	// the server's work is done. TOKEN asks for a resumption token (a
+	// server without them answers 500 or 502, which is ignored).
+	cmds := [][]string{{"r", "REG", c.nick, password}, {"u", "USER", c.nick}, {"p", "PASS", password}, {"t", "TOKEN"}, {"k", "PING", "login"}}
+	if token != "" {
+		cmds = [][]string{{"p", "RESUME", token}, {"t", "TOKEN"}, {"k", "PING", "login"}}
+	}
+	for _, cmd := range cmds {
 		if b, err = protocol.AppendCommand(b, cmd[0], cmd[1], cmd[2:]...); err != nil {
 			return err
 		}
 	}
-	greeted := false
 	if _, err := c.nc.Write(b); err != nil {
 		return err
 	}
@@ -79,11 +107,17 @@ func (c *conn) login(password string, timeout time.Duration) error {
 			continue
 		}
 		switch {
-		case !greeted && l.Code != 0:
+		case !c.greeted && l.Code != 0:
+			if l.Code == protocol.CodeUnavailable {
+				return fmt.Errorf("refused: %s%s", protocol.Clip(l.Text, 80), exemptHint)
+			}
 			if l.Code != protocol.CodeGreeting {
 				return fmt.Errorf("not a qchat server: %s", protocol.Clip(string(raw), 60))
 			}
-			greeted = true
+			c.greeted = true
+			c.ackTo = slices.Contains(strings.Fields(l.Text), "ackto")
+		case l.Tag == "r" && l.Code == protocol.CodeRateLimit:
+			return fmt.Errorf("%w: REG: %d %s%s", errLogin, l.Code, l.Text, exemptHint)
 		case l.Tag == "r" && l.Code != protocol.CodeRegistered && l.Code != protocol.CodeNameTaken:
 			return fmt.Errorf("%w: REG: %d %s", errLogin, l.Code, l.Text)
 		case l.Tag == "p" && l.Code == protocol.CodeLoggedIn:
@@ -94,6 +128,8 @@ func (c *conn) login(password string, timeout time.Duration) error {
 			}
 		case l.Tag == "p":
 			return fmt.Errorf("%w: %d %s", errLogin, l.Code, l.Text)
+		case l.Tag == "t" && l.Code == protocol.CodeToken:
+			c.token, _, _ = strings.Cut(l.Text, " ")
 		case l.Tag == "k" && c.id != 0:
 			return nil
 		case l.IsEvent() && l.Kind == "BYE":
@@ -151,6 +187,15 @@ func (c *conn) ack(ids []byte) error {
 	b := make([]byte, 0, len(ids)+5)
 	b = append(b, "ACK "...)
 	b = append(b, ids...)
+	b = append(b, '\n')
+	return c.write(b, true)
+}
+
+// ackUpTo acknowledges every message up to id: ACK ..<id>.
+func (c *conn) ackUpTo(id []byte) error {
+	b := make([]byte, 0, len(id)+8)
+	b = append(b, "ACK .."...)
+	b = append(b, id...)
 	b = append(b, '\n')
 	return c.write(b, true)
 }

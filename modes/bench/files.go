@@ -3,7 +3,6 @@ package bench
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/zeebo/blake3"
 
 	"qchat/modes/client"
 	"qchat/protocol"
@@ -35,16 +36,19 @@ type FilesConfig struct {
 	Runs      int    // runs of each measurement; the median is reported
 	Timeout   time.Duration
 	JSON      bool
+	NoTLS     bool // --no-tls: clear text to the server, for the bench and its children
 }
 
 // A files run measures, on loopback and in the same run:
 //
 //   - plain: a plain Go TCP copy of the same bytes into files (sendfile
 //     and splice, no hashing): the reference;
-//   - plain+sha256: the same with SHA-256 on the receiving side;
+//   - plain+blake3: the same with the file hash qchat uses (BLAKE3) on
+//     the receiving side;
 //   - direct, relay: `qchat chat` sending with /send to `qchat recv
 //     --dir`, two processes of this binary, through the server, with
-//     everything qchat does (offer, accept, ticket, link, SHA-256 on both
+//     everything qchat does (offer, accept, ticket, link encrypted with
+//     TLS 1.3 and both link keys pinned, the BLAKE3 hash on both
 //     sides, .part and rename).
 //
 // For qchat it reports the time from the /send line to the end of the
@@ -101,9 +105,16 @@ func runFiles(ctx context.Context, cfg FilesConfig, stderr io.Writer) ([]fileRun
 		pw = DefaultPassword
 	}
 	sender, receiver := cfg.Prefix+"-xs", cfg.Prefix+"-xr"
+	// The children speak to the server as the bench does: in clear, or
+	// pinned to the key the bench checked.
+	security := []string{"--no-tls"}
 	for _, nick := range []string{sender, receiver} {
-		if err := ensureAccount(ctx, cfg.Server, nick, pw); err != nil {
+		fp, err := ensureAccount(ctx, cfg, nick, pw, stderr)
+		if err != nil {
 			return nil, err
+		}
+		if fp != "" {
+			security = []string{"--server-fingerprint", fp}
 		}
 	}
 
@@ -165,7 +176,7 @@ func runFiles(ctx context.Context, cfg FilesConfig, stderr io.Writer) ([]fileRun
 		}
 		plain.ratio = 1
 		out = append(out, plain)
-		hashed, err := measure("plain TCP copy + SHA-256", func(d string) (fileRun, error) { return plainCopy(ctx, sc.src, d, true) })
+		hashed, err := measure("plain TCP copy + BLAKE3", func(d string) (fileRun, error) { return plainCopy(ctx, sc.src, d, true) })
 		if err != nil {
 			return out, err
 		}
@@ -181,7 +192,7 @@ func runFiles(ctx context.Context, cfg FilesConfig, stderr io.Writer) ([]fileRun
 				path = "relay"
 			}
 			r, err := measure("qchat "+path, func(d string) (fileRun, error) {
-				return qchatSend(ctx, cfg.Server, pw, sender, receiver, sc.src, d, sc.files, relay)
+				return qchatSend(ctx, cfg.Server, pw, sender, receiver, sc.src, d, sc.files, relay, security)
 			})
 			if err != nil {
 				return out, fmt.Errorf("%s, %s: %w", sc.name, path, err)
@@ -199,19 +210,20 @@ func median(runs []fileRun) fileRun {
 	return runs[len(runs)/2]
 }
 
-// ensureAccount registers nick unless it exists.
-func ensureAccount(ctx context.Context, server, nick, pw string) error {
-	cl, err := client.Dial(ctx, server, client.Options{})
+// ensureAccount registers nick unless it exists, and returns the
+// fingerprint of the server's key ("" with --no-tls).
+func ensureAccount(ctx context.Context, cfg FilesConfig, nick, pw string, stderr io.Writer) (string, error) {
+	cl, err := client.Dial(ctx, cfg.Server, client.Options{NoTLS: cfg.NoTLS, Keys: &client.ServerKeys{Notify: stderr}})
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer cl.Close()
 	_, err = cl.Register(ctx, nick, pw)
 	var pe *protocol.Error
 	if errors.As(err, &pe) && pe.Code == protocol.CodeNameTaken {
-		return nil
+		err = nil
 	}
-	return err
+	return cl.ServerKey(), err
 }
 
 // writeRandom writes size pseudo-random bytes (incompressible enough for
@@ -247,8 +259,8 @@ func writeRandom(path string, size int64, seed uint64) error {
 // plainCopy copies src (a file, or a folder of files) over one TCP
 // connection on loopback into dst, the receiver in a goroutine of this
 // process: for each file a header line "<name> <size>", then its bytes,
-// written to a new file (io.Copy: sendfile and splice), with SHA-256 on
-// the receiving side when hash is set.
+// written to a new file (io.Copy: sendfile and splice), with BLAKE3 (the file
+// hash qchat uses) on the receiving side when hash is set.
 func plainCopy(ctx context.Context, src, dst string, hash bool) (fileRun, error) {
 	var files []string
 	if fi, err := os.Stat(src); err != nil {
@@ -324,7 +336,7 @@ func plainReceive(ln net.Listener, dst string, count int, hash bool) error {
 			return err
 		}
 		var w io.Writer = f
-		h := sha256.New()
+		h := blake3.New()
 		if hash {
 			w = io.MultiWriter(f, h)
 		}
@@ -348,7 +360,7 @@ func plainReceive(ln net.Listener, dst string, count int, hash bool) error {
 
 // qchatSend runs `qchat recv --dir` and `qchat chat` (/send) as child
 // processes and measures them.
-func qchatSend(ctx context.Context, server, pw, sender, receiver, src, dst string, files int, relay bool) (fileRun, error) {
+func qchatSend(ctx context.Context, server, pw, sender, receiver, src, dst string, files int, relay bool, security []string) (fileRun, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return fileRun{}, err
@@ -359,7 +371,7 @@ func qchatSend(ctx context.Context, server, pw, sender, receiver, src, dst strin
 	}
 	defer os.RemoveAll(tmp)
 	env := append(os.Environ(), "QCHAT_SERVER="+server, "QCHAT_PASSWORD="+pw, "XDG_DATA_HOME="+filepath.Join(tmp, "data"))
-	extra := []string{}
+	extra := append([]string{}, security...)
 	if relay {
 		extra = append(extra, "--relay")
 	}

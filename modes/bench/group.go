@@ -143,7 +143,7 @@ func (b *bench) doGroup(ctx context.Context, res *result, n int) error {
 	// A member reads from the moment it is logged in: the logins after
 	// it are announced to it (LAN presence), and what an earlier run left
 	// in its mailbox is sent to it at once.
-	conns, err := b.connectAll(f.ctx, nicks, 16<<10, func(i int, c *conn) {
+	conns, err := b.connectAll(f.ctx, nicks, b.roundNode, 16<<10, func(i int, c *conn) {
 		m := &member{f: f, c: c, i: i, setup: make(chan protocol.Line, 4)}
 		if i < cfg.GroupSenders {
 			k := senderShare(cfg.GroupMsgs, cfg.GroupSenders, i)
@@ -172,6 +172,7 @@ func (b *bench) doGroup(ctx context.Context, res *result, n int) error {
 	setup := time.Since(t)
 
 	fmt.Fprintf(b.stderr, "posting %d messages to %s (%d members)\n", cfg.GroupMsgs, f.name, n)
+	end := b.watch(ctx, true)
 	start := b.now()
 	var senders sync.WaitGroup
 	for _, m := range f.members[:cfg.GroupSenders] {
@@ -189,12 +190,14 @@ func (b *bench) doGroup(ctx context.Context, res *result, n int) error {
 		}
 	}
 	senders.Wait()
+	cost := end()
 	f.stopping.Store(true)
 	for _, c := range conns {
 		c.close()
 	}
 	readers.Wait()
 	res.addGroup(f, start, setup)
+	res.groups[len(res.groups)-1].cost = cost
 	f.reportShort()
 	return f.err(ctx, nil)
 }
@@ -341,13 +344,13 @@ func (m *member) send(ctx context.Context) {
 			}
 		}
 		now := b.now()
-		line = appendMsg(line[:0], seq, f.name, f.run, now, b.cfg.Size)
+		line = appendMsgID(line[:0], seq, f.name, f.run, now, b.cfg.Size, b.cfg.Unbatched)
 		s.sentAt[seq].Store(now)
-		if err := m.c.write(line, false); err != nil {
+		if err := m.c.write(line, b.cfg.Unbatched); err != nil {
 			f.fail(err)
 			return
 		}
-		pending = true
+		pending = !b.cfg.Unbatched
 		s.sent.Add(1)
 	}
 	if pending {
@@ -365,8 +368,7 @@ func (m *member) read() {
 	b := f.b
 	run := []byte(f.run + " ")
 	shard := &f.shards[m.i%latShards]
-	var acks []byte
-	nacks := 0
+	var acks acker
 	var lats []time.Duration // latencies since the last ACK
 	var got, last int64      // deliveries since the last ACK, and when the last came
 	for {
@@ -398,25 +400,20 @@ func (m *member) read() {
 			}
 		}
 		if ok {
-			if nacks > 0 {
-				acks = append(acks, ',')
-			}
-			acks = append(acks, ev.id...)
-			nacks++
+			acks.add(ev.id)
 		}
-		// One ACK per read from the socket, or per 512 ids: checked after
-		// every line, since a sender's messages are interleaved with
-		// its replies and the last line of a read need not be a message.
-		if nacks == 0 || (m.c.r.Buffered() > 0 && nacks < 512) {
+		// As a pair's receiver does (acker): a sender's messages are
+		// interleaved with its replies, and the last line of a read need
+		// not be a message.
+		if acks.n == 0 || (!b.cfg.AckEach && m.c.r.Buffered() > 0 && acks.n < 512) {
 			continue
 		}
-		if err := m.c.ack(acks); err != nil {
+		if err := acks.flush(m.c, b.cfg.AckEach); err != nil {
 			if !f.stopping.Load() {
 				f.fail(err)
 			}
 			return
 		}
-		acks, nacks = acks[:0], 0
 		if len(lats) > 0 {
 			shard.mu.Lock()
 			for _, d := range lats {
@@ -503,6 +500,7 @@ type groupResult struct {
 	deliveries, expected, stale int64
 	elapsed, confirmElapsed     time.Duration // first send to last delivery, to last 250
 	lat, conf                   *hist
+	cost                        *serverCost // nil without --pid
 }
 
 func (g *groupResult) deliveriesPerS() float64 { return perSecond(g.deliveries, g.elapsed) }

@@ -15,18 +15,25 @@ import (
 
 // result is what one run measured.
 type result struct {
-	cfg Config
+	cfg    Config
+	nodes  []string // the servers the clients spread over
+	spread string   // how, "" with one server
 
 	// idle phase
 	idle                         int
 	loginTime                    time.Duration
 	idleEvents                   atomic.Int64
-	rssBefore, rssAfter, rssHeld int64 // bytes, 0 when not measured
+	rssBefore, rssAfter, rssHeld int64         // bytes, 0 when not measured
+	heldFor, cpuHeld             time.Duration // the hold, and the server's CPU time during it
+	relogins                     int           // idle clients logged out and in again after the hold
+	reloginTime, reloginCPU      time.Duration // how long that took, and the server's CPU time
+	reloginHow                   string        // "resumption tokens" or "passwords"
 	sent, received, stale        int64
 	confirmed, delivered, stored int64
 	refused                      int64
 	elapsed, confirmElapsed      time.Duration
-	lat, conf                    *hist // nil when the pairs did not run
+	lat, conf                    *hist       // nil when the pairs did not run
+	pairCost                     *serverCost // nil without --pid
 
 	groups []*groupResult // one per group, in the order run
 }
@@ -75,6 +82,13 @@ func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 func (r *result) writeText(w io.Writer) {
 	cfg := r.cfg
+	fmt.Fprintf(w, "tls:       %s\n", tlsLine(cfg))
+	if r.spread != "" {
+		fmt.Fprintf(w, "nodes:     %s\n", r.spread)
+	}
+	if len(cfg.PIDs) > 1 {
+		fmt.Fprintf(w, "processes: %d (--pid): their CPU, disk writes and RSS summed as the server's\n", len(cfg.PIDs))
+	}
 	if r.idle > 0 {
 		fmt.Fprintf(w, "idle:      %d connections logged in in %.1fs (%.0f logins/s), %d events read\n",
 			r.idle, r.loginTime.Seconds(), perSecond(int64(r.idle), r.loginTime), r.idleEvents.Load())
@@ -85,6 +99,18 @@ func (r *result) writeText(w io.Writer) {
 		if r.rssHeld > 0 {
 			fmt.Fprintf(w, "           after holding %s: %.1f MiB, %.2f KiB per idle connection\n",
 				cfg.Hold, float64(r.rssHeld)/(1<<20), r.kibPerConn(r.rssHeld))
+		}
+		if r.heldFor > 0 {
+			fmt.Fprintf(w, "cpu:       server %.2f%% of one core while holding them idle (%s of CPU in %.1fs)\n",
+				r.idleCPU(), r.cpuHeld, r.heldFor.Seconds())
+		}
+		if r.relogins > 0 {
+			fmt.Fprintf(w, "relogin:   %d logged out and in again with %s in %.1fs (%.0f logins/s), at least %d others online throughout",
+				r.relogins, r.reloginHow, r.reloginTime.Seconds(), perSecond(int64(r.relogins), r.reloginTime), r.idle-min(r.relogins, cfg.Connect))
+			if r.reloginCPU > 0 {
+				fmt.Fprintf(w, "; server CPU %.0f µs per login", float64(r.reloginCPU.Microseconds())/float64(r.relogins))
+			}
+			fmt.Fprintln(w)
 		}
 	}
 	if cfg.Pairs > 0 && r.lat != nil {
@@ -106,8 +132,8 @@ func (r *result) writePairs(w io.Writer) {
 	if cfg.Rate > 0 {
 		rate = fmt.Sprintf("%.0f msgs/s offered", cfg.Rate)
 	}
-	fmt.Fprintf(w, "traffic:   %d pairs, %d messages of %d bytes, %s, window %d\n",
-		cfg.Pairs, cfg.Messages, cfg.Size, rate, cfg.Window)
+	fmt.Fprintf(w, "traffic:   %d pairs, %d messages of %d bytes, %s, window %d, %s\n",
+		cfg.Pairs, cfg.Messages, cfg.Size, rate, cfg.Window, writesLine(cfg))
 	fmt.Fprintf(w, "delivered: %d in %.3fs: %.0f msgs/s\n", r.received, r.elapsed.Seconds(), perSecond(r.received, r.elapsed))
 	fmt.Fprintf(w, "confirmed: %d (%d delivered, %d stored, %d refused)\n", r.confirmed, r.delivered, r.stored, r.refused)
 	if r.stale > 0 {
@@ -115,6 +141,9 @@ func (r *result) writePairs(w io.Writer) {
 	}
 	writeLatency(w, "latency:", r.lat, "sent to received")
 	writeLatency(w, "confirm:", r.conf, "sent to 250 reply")
+	if r.pairCost != nil {
+		fmt.Fprintf(w, "server:    %s\n", costLine(r.pairCost, r.received, "message"))
+	}
 }
 
 func (g *groupResult) writeText(w io.Writer, cfg Config) {
@@ -133,6 +162,21 @@ func (g *groupResult) writeText(w io.Writer, cfg Config) {
 	}
 	writeLatency(w, "latency:", g.lat, "sent to received")
 	writeLatency(w, "confirm:", g.conf, "sent to 250 reply: the last member's ACK")
+	if g.cost != nil {
+		fmt.Fprintf(w, "server:    %s\n", costLine(g.cost, g.deliveries, "delivery"))
+	}
+}
+
+// writesLine says how the clients wrote.
+func writesLine(cfg Config) string {
+	s := "MSGs batched per write"
+	if cfg.Unbatched {
+		s = "one MSG per write"
+	}
+	if cfg.AckEach {
+		return s + ", one ACK per message"
+	}
+	return s + ", one ACK per read"
 }
 
 func writeLatency(w io.Writer, label string, h *hist, what string) {
@@ -145,6 +189,12 @@ func (r *result) kibPerConn(rss int64) float64 {
 		return 0
 	}
 	return float64(rss-r.rssBefore) / 1024 / float64(r.idle)
+}
+
+// idleCPU is the server's CPU while the idle clients were held, in
+// percent of one core.
+func (r *result) idleCPU() float64 {
+	return 100 * r.cpuHeld.Seconds() / r.heldFor.Seconds()
 }
 
 type jsonLatency struct {
@@ -163,7 +213,11 @@ func (r *result) writeJSON(w io.Writer) {
 	cfg := r.cfg
 	out := map[string]any{
 		"server": cfg.Server, "pairs": cfg.Pairs, "messages": cfg.Messages, "size": cfg.Size,
-		"rate": cfg.Rate, "window": cfg.Window, "clients": cfg.Clients,
+		"rate": cfg.Rate, "window": cfg.Window, "clients": cfg.Clients, "tls": !cfg.NoTLS,
+		"unbatched": cfg.Unbatched, "ack_each": cfg.AckEach, "nodes": r.nodes,
+	}
+	if len(cfg.PIDs) > 0 {
+		out["pids"] = cfg.PIDs
 	}
 	if r.idle > 0 {
 		out["idle"] = r.idle
@@ -178,6 +232,18 @@ func (r *result) writeJSON(w io.Writer) {
 			out["rss_held_kib"] = r.rssHeld / 1024
 			out["kib_per_conn_held"] = r.kibPerConn(r.rssHeld)
 		}
+		if r.heldFor > 0 {
+			out["idle_cpu_percent"] = r.idleCPU()
+		}
+		if r.relogins > 0 {
+			out["relogins"] = r.relogins
+			out["relogin_with"] = r.reloginHow
+			out["relogin_s"] = r.reloginTime.Seconds()
+			out["relogins_per_s"] = perSecond(int64(r.relogins), r.reloginTime)
+			if r.reloginCPU > 0 {
+				out["relogin_cpu_us"] = float64(r.reloginCPU.Microseconds()) / float64(r.relogins)
+			}
+		}
 	}
 	if cfg.Pairs > 0 && r.lat != nil {
 		out["sent"] = r.sent
@@ -191,6 +257,11 @@ func (r *result) writeJSON(w io.Writer) {
 		out["msgs_per_s"] = perSecond(r.received, r.elapsed)
 		out["latency"] = latencyOf(r.lat)
 		out["confirm_latency"] = latencyOf(r.conf)
+		if c := r.pairCost; c != nil {
+			out["server_cpu_s"] = c.cpu.Seconds()
+			out["server_us_per_msg"] = c.perItem(r.received)
+			out["server_disk_written"] = c.written
+		}
 	}
 	if len(cfg.Groups) > 0 {
 		out["group_members"] = cfg.Groups
@@ -208,6 +279,12 @@ func (r *result) writeJSON(w io.Writer) {
 				"posted_per_s": g.postedPerS(), "deliveries_per_s": g.deliveriesPerS(),
 				"latency": latencyOf(g.lat), "confirm_latency": latencyOf(g.conf),
 			}
+			if c := g.cost; c != nil {
+				o["server_cpu_s"] = c.cpu.Seconds()
+				o["server_us_per_delivery"] = c.perItem(g.deliveries)
+				o["server_disk_written"] = c.written
+				o["server_peak_rss_kib"] = c.peakRSS / 1024
+			}
 			if p := r.pairsPerS(); p > 0 {
 				o["vs_one_to_one"] = g.deliveriesPerS() / p
 			}
@@ -217,6 +294,19 @@ func (r *result) writeJSON(w io.Writer) {
 	}
 	b, _ := json.Marshal(out)
 	w.Write(append(b, '\n'))
+}
+
+// readRSSAll is the sum of the resident set sizes of pids.
+func readRSSAll(pids []int) (int64, error) {
+	var sum int64
+	for _, pid := range pids {
+		r, err := readRSS(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += r
+	}
+	return sum, nil
 }
 
 // readRSS returns the resident set size of process pid, in bytes, from
@@ -240,14 +330,15 @@ func readRSS(pid int) (int64, error) {
 	return 0, fmt.Errorf("server RSS: no VmRSS in /proc/%d/status", pid)
 }
 
-// settleEvents waits until the idle clients have read nothing for half a
-// second (at most cfg.Settle): the server has sent them everything it
-// queued during the logins.
+// settleEvents waits until the idle clients have read nothing for one and
+// a half seconds (at most cfg.Settle): the server has sent them everything
+// it queued during the logins, the last presence batch too (one a second
+// at the server's default --presence-interval).
 func (b *bench) settleEvents(ctx context.Context, events *atomic.Int64) {
 	deadline := time.Now().Add(b.cfg.Settle)
 	prev := events.Load()
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		sleepCtx(ctx, 500*time.Millisecond)
+		sleepCtx(ctx, 1500*time.Millisecond)
 		n := events.Load()
 		if n == prev {
 			return
@@ -258,9 +349,9 @@ func (b *bench) settleEvents(ctx context.Context, events *atomic.Int64) {
 
 // settleRSS waits until the server's RSS holds still (two readings half a
 // second apart within 0.5%), at most cfg.Settle, and returns the last reading.
-func (b *bench) settleRSS(ctx context.Context, pid int) (int64, error) {
+func (b *bench) settleRSS(ctx context.Context, pids []int) (int64, error) {
 	deadline := time.Now().Add(b.cfg.Settle)
-	prev, err := readRSS(pid)
+	prev, err := readRSSAll(pids)
 	if err != nil {
 		return 0, err
 	}
@@ -268,7 +359,7 @@ func (b *bench) settleRSS(ctx context.Context, pid int) (int64, error) {
 		if !sleepCtx(ctx, 500*time.Millisecond) {
 			return prev, ctx.Err()
 		}
-		rss, err := readRSS(pid)
+		rss, err := readRSSAll(pids)
 		if err != nil {
 			return 0, err
 		}

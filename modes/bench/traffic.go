@@ -98,13 +98,13 @@ func (p *pair) send(ctx context.Context) {
 			}
 		}
 		now := b.now()
-		line = appendMsg(line[:0], seq, to, b.run, now, b.cfg.Size)
+		line = appendMsgID(line[:0], seq, to, b.run, now, b.cfg.Size, b.cfg.Unbatched)
 		p.sentAt[seq].Store(now)
-		if err := p.snd.write(line, false); err != nil {
+		if err := p.snd.write(line, b.cfg.Unbatched); err != nil {
 			p.fail(err)
 			return
 		}
-		pending = true
+		pending = !b.cfg.Unbatched
 		p.sent.Add(1)
 	}
 	if pending {
@@ -118,9 +118,23 @@ func (p *pair) send(ctx context.Context) {
 // padded to size bytes. The text is ours and clean, so it is written as is
 // (protocol.AppendCommand would check it again for every message).
 func appendMsg(dst []byte, seq int, to, run string, now int64, size int) []byte {
+	return appendMsgID(dst, seq, to, run, now, size, false)
+}
+
+// appendMsgID is appendMsg with, when cid, the client id
+// id=<run>.<seq base 36> after the verb, as qchat's own clients send
+// every message (the server journals it before the recipient sees it).
+func appendMsgID(dst []byte, seq int, to, run string, now int64, size int, cid bool) []byte {
 	dst = append(dst, '@')
 	dst = strconv.AppendInt(dst, int64(seq), 36)
 	dst = append(dst, " MSG "...)
+	if cid {
+		dst = append(dst, "id="...)
+		dst = append(dst, run...)
+		dst = append(dst, '.')
+		dst = strconv.AppendInt(dst, int64(seq), 36)
+		dst = append(dst, ' ')
+	}
 	dst = append(dst, to...)
 	dst = append(dst, ' ')
 	start := len(dst)
@@ -185,8 +199,7 @@ func (p *pair) readReplies() {
 func (p *pair) receive() {
 	b := p.b
 	run := []byte(b.run + " ")
-	var acks []byte
-	nacks := 0
+	var acks acker
 	n := int64(p.n)
 	for {
 		l, err := p.rcv.readLine()
@@ -212,23 +225,51 @@ func (p *pair) receive() {
 			} else {
 				p.stale.Add(1)
 			}
-			if nacks > 0 {
-				acks = append(acks, ',')
-			}
-			acks = append(acks, ev.id...)
-			nacks++
+			acks.add(ev.id)
 		}
-		// One ACK per read from the socket, or per 512 ids, checked after
-		// every line: a read that ends with another line (presence)
-		// must not leave its messages unacknowledged.
-		if nacks > 0 && (p.rcv.r.Buffered() == 0 || nacks == 512) {
-			if err := p.rcv.ack(acks); err != nil {
-				p.fail(err)
-				return
-			}
-			acks, nacks = acks[:0], 0
+		if err := acks.flush(p.rcv, b.cfg.AckEach); err != nil {
+			p.fail(err)
+			return
 		}
 	}
+}
+
+// acker gathers the ids a connection has to acknowledge. It sends them
+// as qchat's own clients do: once per read from the socket (checked
+// after every line: a read that ends with another line, such as
+// presence, must not leave its messages unacknowledged), as one
+// cumulative ACK ..<last id> when the server takes that (its greeting
+// says ackto), else as a list; or, with each, every id at once in an ACK
+// and a write of its own.
+type acker struct {
+	ids []byte // comma-separated
+	n   int
+	hi  []byte // the last id added
+}
+
+func (a *acker) add(id []byte) {
+	if a.n > 0 {
+		a.ids = append(a.ids, ',')
+	}
+	a.ids = append(a.ids, id...)
+	a.hi = append(a.hi[:0], id...)
+	a.n++
+}
+
+// flush sends the ACK when it is due; it reports a write failure.
+func (a *acker) flush(c *conn, each bool) error {
+	if a.n == 0 || (!each && c.r.Buffered() > 0 && a.n < 512) {
+		return nil
+	}
+	var err error
+	switch {
+	case c.ackTo && !each:
+		err = c.ackUpTo(a.hi)
+	default:
+		err = c.ack(a.ids)
+	}
+	a.ids, a.n = a.ids[:0], 0
+	return err
 }
 
 // sentTime reads sent_ns from "<seq> <sent_ns> ...".

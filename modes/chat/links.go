@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,6 +45,39 @@ type retryable struct {
 	files int
 	bytes int64
 }
+
+type (
+	// refusedRecord is an offer refused without asking (too many chats).
+	refusedRecord struct {
+		client.Head        // "refused"
+		Kind        string `json:"kind"` // "chat"
+		From        int64  `json:"from"`
+		FromNick    string `json:"from_nick"`
+		Reason      string `json:"reason"`
+	}
+	// closedRecord is a direct chat that ended.
+	closedRecord struct {
+		client.Head        // "closed"
+		Kind        string `json:"kind"` // "chat"
+		Peer        int64  `json:"peer"`
+		PeerNick    string `json:"peer_nick"`
+		Reason      string `json:"reason"` // "closed", or why it was lost
+	}
+	// offeringRecord is an offer of files made (/send), before the answer.
+	offeringRecord struct {
+		client.Result        // "offering"
+		To            int64  `json:"to"`
+		ToNick        string `json:"to_nick"`
+		Name          string `json:"name"`
+		Files         int    `json:"files"`
+		Size          int64  `json:"size"`
+	}
+	// skippedRecord is a path /send leaves out, and why.
+	skippedRecord struct {
+		client.Head        // "skipped"
+		Text        string `json:"text"`
+	}
+)
 
 func retryKey(from int64, name string) string { return strconv.FormatInt(from, 10) + "\x00" + name }
 
@@ -85,7 +121,9 @@ func (a *app) onOffer(o client.OfferEvent) {
 	lk.mu.Unlock()
 	switch {
 	case o.Purpose == "chat" && open >= a.cfg.MaxChats:
-		a.note(a.out.Emit(nil, fmt.Sprintf("* refused a direct chat from %s: %d direct chats are open already", a.nameOf(o.From), open)))
+		why := fmt.Sprintf("%d direct chats are open already", open)
+		a.note(a.out.Emit(&refusedRecord{Head: client.NewHead("refused"), Kind: "chat", From: o.From, FromNick: o.FromNick, Reason: why},
+			fmt.Sprintf("* refused a direct chat from %s: %s", a.nameOf(o.From), why)))
 		a.background("/reject", func(ctx context.Context) error {
 			a.forgetOffer(o.Ticket)
 			_, err := a.cl.Answer(ctx, false, o)
@@ -133,10 +171,12 @@ func (a *app) answerOffer(ctx context.Context, accept bool, o client.OfferEvent)
 		if o.Purpose == "file" {
 			what = "the offer of " + protocol.Escape(o.Name)
 		}
-		a.out.Emit(okRecord{"ok", "/reject", "refused " + what}, fmt.Sprintf("refused %s from %s", what, a.nameOf(o.From)))
+		text := fmt.Sprintf("refused %s from %s", what, a.nameOf(o.From))
+		a.emit(ctx, &okRecord{Result: client.NewResult("ok"), Text: text, ID: o.From, Nick: o.FromNick, Kind: o.Purpose}, text)
 		return nil
 	}
 	if o.Purpose == "chat" {
+		a.setTarget(strconv.FormatInt(o.From, 10))
 		return a.run(ctx, "/accept", func(ctx context.Context) error {
 			t, err := a.cl.Answer(ctx, true, o)
 			if err != nil {
@@ -158,20 +198,24 @@ func (a *app) acceptFiles(ctx context.Context, o client.OfferEvent) error {
 	if err != nil {
 		return fmt.Errorf("files from %s: %w", a.nameOf(o.From), err)
 	}
-	a.note(a.out.Link("file", a.nameOf(o.From), l))
 	from := client.User{ID: o.From, Nick: o.FromNick}
-	res, err := xfer.Receive(ctx, l, xfer.ReceiveOptions{Dir: a.cfg.Dir, Overwrite: a.cfg.Overwrite},
+	a.note(a.out.Link("file", from, l, a.cl.NAT()))
+	watched := client.WatchMoves(l, func(r xfer.Route) {
+		a.note(a.out.Moved("file", from, r, a.cl.NAT()))
+	})
+	res, err := xfer.Receive(ctx, l, xfer.ReceiveOptions{Dir: a.cfg.Dir, Overwrite: a.cfg.Overwrite, Count: int64(o.Count), Bytes: o.Bytes},
 		a.newMeter("receiving "+protocol.Escape(o.Name)))
+	<-watched
 	failed, done := 0, 0
 	var doneBytes int64
 	for _, f := range res {
 		if f.Err == nil {
 			done++
 			doneBytes += f.Size
-			a.note(a.out.FileReceived(from, f, a.cfg.Dir, l.Path))
+			a.note(a.out.FileReceived(from, f, a.cfg.Dir, l.Route().Path))
 		} else {
 			failed++
-			a.note(a.out.FileFailed(o.From, f.Name, f.Err))
+			a.note(a.out.FileFailed(from, f.Name, f.Err))
 		}
 	}
 	if err != nil || failed > 0 {
@@ -190,20 +234,22 @@ func (a *app) acceptFiles(ctx context.Context, o client.OfferEvent) error {
 
 // /chat ID: ask ID for a direct chat.
 func (a *app) cmdChat(ctx context.Context, args []string) error {
-	id, err := a.resolve(ctx, args[0])
+	u, err := a.peer(ctx, args[0])
 	if err != nil {
 		return err
 	}
+	id := u.ID
 	if a.directChat(id) != nil {
 		return fmt.Errorf("a direct chat with %s is open already", a.nameOf(id))
 	}
+	a.setTarget(strconv.FormatInt(id, 10))
 	if a.term != nil {
 		a.out.Emit(nil, fmt.Sprintf("* asked %s for a direct chat", a.nameOf(id)))
 	}
 	return a.run(ctx, "/chat", func(ctx context.Context) error {
 		t, err := a.cl.Offer(ctx, strconv.FormatInt(id, 10), "chat", nil)
 		if err != nil {
-			return err
+			return named(err, u)
 		}
 		return a.openChat(ctx, t)
 	})
@@ -218,12 +264,8 @@ func (a *app) openChat(ctx context.Context, t xfer.Ticket) error {
 	peer := client.User{ID: t.Peer, Nick: a.nickOf(t.Peer)}
 	c := xfer.StartChat(l, func(m xfer.DirectMessage) {
 		a.recordDirect(peer.ID, peer, m, false)
-		a.mu.Lock()
-		if a.cur == "" {
-			a.cur = strconv.FormatInt(peer.ID, 10)
-		}
-		a.mu.Unlock()
 		a.note(a.out.Direct(peer, m))
+		a.arrived(strconv.FormatInt(peer.ID, 10))
 	}, func(err error) {
 		a.links.mu.Lock()
 		if c := a.links.chats[peer.ID]; c != nil && c.Link() == l {
@@ -234,7 +276,7 @@ func (a *app) openChat(ctx context.Context, t xfer.Ticket) error {
 		if err != nil {
 			why = "lost: " + err.Error()
 		}
-		a.note(a.out.Emit(okRecord{"ok", "/close", "direct chat with " + strconv.FormatInt(peer.ID, 10) + " " + why},
+		a.note(a.out.Emit(&closedRecord{Head: client.NewHead("closed"), Kind: "chat", Peer: peer.ID, PeerNick: peer.Nick, Reason: why},
 			fmt.Sprintf("* direct chat with %s %s", a.nameOf(peer.ID), protocol.Escape(why))))
 	})
 	a.links.mu.Lock()
@@ -243,10 +285,10 @@ func (a *app) openChat(ctx context.Context, t xfer.Ticket) error {
 	}
 	a.links.chats[peer.ID] = c
 	a.links.mu.Unlock()
-	a.mu.Lock()
-	a.cur = strconv.FormatInt(peer.ID, 10)
-	a.mu.Unlock()
-	a.note(a.out.Link("chat", a.nameOf(peer.ID), l))
+	a.note(a.out.Link("chat", peer, l, a.cl.NAT()))
+	client.WatchMoves(l, func(r xfer.Route) {
+		a.note(a.out.Moved("chat", peer, r, a.cl.NAT()))
+	})
 	return nil
 }
 
@@ -258,7 +300,7 @@ func (a *app) directChat(id int64) *xfer.Chat {
 }
 
 // sendDirect sends text over the direct chat c (from /msg or a plain line).
-func (a *app) sendDirect(c *xfer.Chat, text string) error {
+func (a *app) sendDirect(ctx context.Context, c *xfer.Chat, text string) error {
 	id, now := client.DirectID(), time.Now()
 	if err := c.Send(id, now, text); err != nil {
 		return err
@@ -269,7 +311,9 @@ func (a *app) sendDirect(c *xfer.Chat, text string) error {
 	if a.term != nil {
 		plain = fmt.Sprintf("%s → %s [direct]: %s", a.out.Stamp(now), a.nameOf(c.Peer), protocol.Escape(text))
 	}
-	a.out.Emit(sentRecord{"sent", id, c.Peer, "", "direct", protocol.FormatTime(now)}, plain)
+	rec := &sentRecord{Result: client.NewResult("sent"), ID: id, To: c.Peer, ToNick: a.nickOf(c.Peer), Status: "direct"}
+	rec.Time = protocol.FormatTime(now)
+	a.emit(ctx, rec, plain)
 	return nil
 }
 
@@ -281,7 +325,7 @@ func (a *app) recordDirect(peer int64, from client.User, m xfer.DirectMessage, o
 	}
 	conv := strconv.FormatInt(peer, 10)
 	if _, err := a.rec.Hist.Append(conv, history.Record{Time: m.Time, ID: m.ID, Out: out, From: from.ID, Nick: from.Nick, Text: m.Text}); err != nil {
-		a.out.Emit(client.ErrorRecord{Type: "error", Error: "history: " + err.Error()}, "! history: "+protocol.Escape(err.Error()))
+		a.historyFailed(err)
 	}
 }
 
@@ -301,11 +345,12 @@ func (a *app) cmdClose(ctx context.Context, args []string) error {
 // /send ID PATH...: offer files and folders to ID and send them once
 // accepted (resuming what an earlier try left).
 func (a *app) cmdSend(ctx context.Context, args []string) error {
-	id, err := a.resolve(ctx, args[0])
+	to, err := a.peer(ctx, args[0])
 	if err != nil {
 		return err
 	}
-	paths := splitPaths(args[1])
+	id := to.ID
+	paths := expandHome(splitPaths(args[1]))
 	if len(paths) == 0 {
 		return errors.New("usage: /send ID PATH...")
 	}
@@ -314,15 +359,17 @@ func (a *app) cmdSend(ctx context.Context, args []string) error {
 		return err
 	}
 	for _, s := range o.Skipped {
-		a.out.Emit(nil, "* not sent: "+protocol.Escape(s))
+		a.out.Emit(&skippedRecord{Head: client.NewHead("skipped"), Text: s}, "* not sent: "+protocol.Escape(s))
 	}
 	count, total, name := o.Summary()
-	to := client.User{ID: id, Nick: a.nickOf(id)}
-	a.out.Emit(nil, fmt.Sprintf("* offering %s to %s", client.OfferLabel(count, total, protocol.Escape(name)), a.nameOf(id)))
+	a.emit(ctx, &offeringRecord{Result: client.NewResult("offering"), To: to.ID, ToNick: to.Nick, Name: name, Files: count, Size: total},
+		fmt.Sprintf("* offering %s to %s", client.OfferLabel(count, total, protocol.Escape(name)), a.nameOf(id)))
 	return a.run(ctx, "/send", func(ctx context.Context) error {
 		res, err := a.cl.SendFiles(ctx, strconv.FormatInt(id, 10), o, client.TransferOptions{
 			Connect: a.connectOpts(), Rate: a.cfg.Rate,
-			Note: func(s string) { a.note(a.out.Emit(nil, "* "+protocol.Escape(s))) },
+			Note:  func(s string) { a.note(a.out.Emit(nil, "* "+protocol.Escape(s))) },
+			Link:  func(l *xfer.Link) { a.note(a.out.Link("file", to, l, a.cl.NAT())) },
+			Moved: func(r xfer.Route) { a.note(a.out.Moved("file", to, r, a.cl.NAT())) },
 		}, a.newMeter("sending "+protocol.Escape(name)))
 		failed := 0
 		for _, f := range res.Files {
@@ -330,13 +377,13 @@ func (a *app) cmdSend(ctx context.Context, args []string) error {
 				a.note(a.out.FileSent(to, f, res.Path))
 			} else {
 				failed++
-				a.note(a.out.FileFailed(id, f.Name, f.Err))
+				a.note(a.out.FileFailed(to, f.Name, f.Err))
 			}
 		}
 		if err == nil && failed > 0 {
 			err = fmt.Errorf("%d of %s did not get through", failed, client.Plural(count, "file"))
 		}
-		return err
+		return named(err, to)
 	})
 }
 
@@ -366,6 +413,21 @@ func splitPaths(s string) []string {
 		out = append(out, string(cur))
 	}
 	return out
+}
+
+// expandHome turns a leading "~/" (or a lone "~") of each path into the
+// home folder, as a shell would.
+func expandHome(paths []string) []string {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return paths
+	}
+	for i, p := range paths {
+		if p == "~" || strings.HasPrefix(p, "~/") {
+			paths[i] = filepath.Join(home, strings.TrimPrefix(p, "~"))
+		}
+	}
+	return paths
 }
 
 // nickOf is the nickname known for id, or "".

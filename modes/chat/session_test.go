@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"qchat/modes/client"
+	"qchat/modes/internal/fakeserver"
 	"qchat/protocol"
 )
 
@@ -34,23 +35,31 @@ func TestExecMessages(t *testing.T) {
 		line     string
 		to, text string
 		reply    string
+		info     []string // the answer to INFO, when the client must ask for the nickname
 		plain    string
 		cur      string
 	}{
-		{"/msg bob hello  there", "bob", "hello  there", "250 7 stored 1001 " + wireTime, "sent 7 to 1001 stored", "1001"},
-		{"a plain line goes to bob", "1001", "a plain line goes to bob", "250 8 delivered 1001 " + wireTime, "sent 8 to 1001 delivered", "1001"},
-		{"//etc is sent with one slash", "1001", "/etc is sent with one slash", "250 9 delivered 1001 " + wireTime, "sent 9 to 1001 delivered", "1001"},
-		{"  /MSG #dev to the group", "#dev", "to the group", "250 10 delivered #dev " + wireTime, "sent 10 to #dev delivered", "#dev"},
-		{"now to the group", "#dev", "now to the group", "250 11 stored #dev " + wireTime, "sent 11 to #dev stored", "#dev"},
-		{"/msg 1002 " + "\x1b[31mred", "1002", "\x1b[31mred", "250 12 stored 1002 " + wireTime, "sent 12 to 1002 stored", "1002"},
+		// Typed as a nickname: shown as typed until the server spells it.
+		{"/msg bob hello  there", "bob", "hello  there", "250 7 stored 1001 " + fakeserver.WireTime, nil, "sent 7 to bob (1001) stored", "1001"},
+		// A user never seen, by id: the client asks the nickname once.
+		{"/msg 1002 " + "\x1b[31mred", "1002", "\x1b[31mred", "250 8 stored 1002 " + fakeserver.WireTime,
+			[]string{"211-id 1002", "211-nick carol", "211 end"}, "sent 8 to carol (1002) stored", "1002"},
+		{"/msg 1002 again", "1002", "again", "250 9 delivered 1002 " + fakeserver.WireTime, nil, "sent 9 to carol (1002) delivered", "1002"},
+		{"a plain line goes to carol", "1002", "a plain line goes to carol", "250 10 delivered 1002 " + fakeserver.WireTime, nil, "sent 10 to carol (1002) delivered", "1002"},
+		{"//etc is sent with one slash", "1002", "/etc is sent with one slash", "250 11 delivered 1002 " + fakeserver.WireTime, nil, "sent 11 to carol (1002) delivered", "1002"},
+		{"  /MSG #dev to the group", "#dev", "to the group", "250 12 delivered #dev " + fakeserver.WireTime, nil, "sent 12 to #dev delivered", "#dev"},
+		{"now to the group", "#dev", "now to the group", "250 13 stored #dev " + fakeserver.WireTime, nil, "sent 13 to #dev stored", "#dev"},
 	} {
 		done := execAsync(a, tc.line)
-		cmd := sc.expect(t, "MSG")
+		cmd := sc.Expect(t, "MSG")
 		if !slices.Equal(cmd.Args, []string{tc.to, tc.text}) {
 			t.Errorf("%q: MSG %q, want %q", tc.line, cmd.Args, []string{tc.to, tc.text})
 		}
-		sc.reply(t, cmd.Tag, tc.reply)
-		if err := await(t, done); err != nil {
+		sc.Reply(t, cmd.Tag, tc.reply)
+		if tc.info != nil {
+			sc.Answer(t, "INFO", tc.info...)
+		}
+		if err := fakeserver.Await(t, done); err != nil {
 			t.Errorf("%q: %v", tc.line, err)
 		}
 		if !strings.HasSuffix(out.String(), tc.plain+"\n") {
@@ -65,12 +74,12 @@ func TestExecMessages(t *testing.T) {
 	}
 	// A failed message keeps the current conversation.
 	done := execAsync(a, "/msg nobody hi")
-	cmd := sc.expect(t, "MSG")
-	sc.reply(t, cmd.Tag, "550 no such user nobody")
-	if err := await(t, done); err == nil || !strings.Contains(err.Error(), "no such user") {
+	cmd := sc.Expect(t, "MSG")
+	sc.Reply(t, cmd.Tag, "550 no such user nobody")
+	if err := fakeserver.Await(t, done); err == nil || !strings.Contains(err.Error(), "no such user") {
 		t.Errorf("/msg nobody: %v", err)
 	}
-	if a.cur != "1002" {
+	if a.cur != "#dev" {
 		t.Errorf("current conversation %q after a failed /msg", a.cur)
 	}
 	// Text that cannot go on the wire never does.
@@ -85,8 +94,8 @@ func TestPendingList(t *testing.T) {
 		sc := connect(t, a)
 		loginApp(t, a, sc)
 		done := execAsync(a, "/pending")
-		cmd := sc.expect(t, "PENDING")
-		sc.reply(t, cmd.Tag,
+		cmd := sc.Expect(t, "PENDING")
+		sc.Reply(t, cmd.Tag,
 			"210-friend 1001 bob",
 			"210-invite 1002 carol #dev",
 			"210-chat 1003 dave tkchat",
@@ -95,12 +104,12 @@ func TestPendingList(t *testing.T) {
 			"210-garbage",
 			"210-friend bob 1001",
 			"210 5 pending")
-		if err := await(t, done); err != nil {
+		if err := fakeserver.Await(t, done); err != nil {
 			t.Fatal(err)
 		}
 		got := out.String()
-		if terminalUnsafe(got) != "" && !jsonOut {
-			t.Errorf("plain /pending: %q: %s", got, terminalUnsafe(got))
+		if fakeserver.TerminalUnsafeLines(got) != "" && !jsonOut {
+			t.Errorf("plain /pending: %q: %s", got, fakeserver.TerminalUnsafeLines(got))
 		}
 		if strings.ContainsRune(got, 0x1b) {
 			t.Errorf("/pending output holds a raw ESC: %q", got)
@@ -121,13 +130,13 @@ func TestPendingList(t *testing.T) {
 			continue
 		}
 		var rec struct {
-			Type     string          `json:"type"`
-			Requests []pendingRecord `json:"requests"`
+			Type     string        `json:"type"`
+			Requests []pendingItem `json:"requests"`
 		}
-		if err := json.Unmarshal([]byte(got), &rec); err != nil || rec.Type != "pending" {
+		if err := json.Unmarshal([]byte(got), &rec); err != nil || rec.Type != "requests" {
 			t.Fatalf("JSON /pending %q: %v", got, err)
 		}
-		want := []pendingRecord{
+		want := []pendingItem{
 			{Kind: "friend", From: 1001, FromNick: "bob"},
 			{Kind: "invite", From: 1002, FromNick: "carol", Group: "#dev"},
 			{Kind: "chat", From: 1003, FromNick: "dave"},
@@ -163,8 +172,8 @@ func TestAcceptRejectPick(t *testing.T) {
 
 	// Two requests from bob: the command says which.
 	done := execAsync(a, "/accept bob")
-	sc.reply(t, sc.expect(t, "PENDING").Tag, pendingReply...)
-	if err := await(t, done); err == nil || !strings.Contains(err.Error(), "several requests from bob (1001)") {
+	sc.Reply(t, sc.Expect(t, "PENDING").Tag, pendingReply...)
+	if err := fakeserver.Await(t, done); err == nil || !strings.Contains(err.Error(), "several requests from bob (1001)") {
 		t.Errorf("/accept bob: %v, want several requests", err)
 	}
 
@@ -176,18 +185,18 @@ func TestAcceptRejectPick(t *testing.T) {
 		plain string
 	}{
 		{"/reject BOB file", "REJECT", []string{"file", "tkfile"}, "200 refused the file from 1001", "refused the offer of a.txt from bob (1001)"},
-		{"/accept bob friend", "ACCEPT", []string{"friend", "1001"}, "200 1001 is now your friend", "1001 is now your friend"},
+		{"/accept bob friend", "ACCEPT", []string{"friend", "1001"}, "200 1001 is now your friend", "bob (1001) is now your friend"},
 		{"/reject 1003", "REJECT", []string{"chat", "tkchat"}, "200 refused the chat from 1003", "refused the direct chat from dave (1003)"},
 		{"/accept carol #DEV", "ACCEPT", []string{"invite", "#dev"}, "200 joined #dev", "joined #dev"},
 	} {
 		done := execAsync(a, tc.line)
-		sc.reply(t, sc.expect(t, "PENDING").Tag, pendingReply...)
-		cmd := sc.expect(t, tc.verb)
+		sc.Reply(t, sc.Expect(t, "PENDING").Tag, pendingReply...)
+		cmd := sc.Expect(t, tc.verb)
 		if !slices.Equal(cmd.Args, tc.args) {
 			t.Errorf("%q: %s %q, want %q", tc.line, tc.verb, cmd.Args, tc.args)
 		}
-		sc.reply(t, cmd.Tag, tc.reply)
-		if err := await(t, done); err != nil {
+		sc.Reply(t, cmd.Tag, tc.reply)
+		if err := fakeserver.Await(t, done); err != nil {
 			t.Errorf("%q: %v", tc.line, err)
 		}
 		if !strings.HasSuffix(out.String(), tc.plain+"\n") {
@@ -201,11 +210,14 @@ func TestAcceptRejectPick(t *testing.T) {
 	for _, tc := range []struct{ line, want string }{
 		{"/accept dave file", "nothing from dave (1003) waits"},
 		{"/reject carol #other", "nothing from carol (1002) waits"},
-		{"/accept 1009", "nothing from 1009 waits"},
+		{"/accept 1009", "nothing from eve (1009) waits"},
 	} {
 		done := execAsync(a, tc.line)
-		sc.reply(t, sc.expect(t, "PENDING").Tag, pendingReply...)
-		if err := await(t, done); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if strings.Contains(tc.line, "1009") { // not known yet: its nickname is asked
+			sc.Answer(t, "INFO", "211-id 1009", "211-nick eve", "211 end")
+		}
+		sc.Reply(t, sc.Expect(t, "PENDING").Tag, pendingReply...)
+		if err := fakeserver.Await(t, done); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want %q", tc.line, err, tc.want)
 		}
 	}
@@ -249,11 +261,11 @@ func TestOfferAndCancelEvents(t *testing.T) {
 	// With no room for another chat, a chat request is refused at once.
 	a.cfg.MaxChats = 0
 	a.onOffer(client.OfferEvent{Ticket: "tk2", From: 1002, FromNick: "carol", Purpose: "chat"})
-	cmd := sc.expect(t, "REJECT")
+	cmd := sc.Expect(t, "REJECT")
 	if !slices.Equal(cmd.Args, []string{"chat", "tk2"}) {
 		t.Errorf("REJECT %q", cmd.Args)
 	}
-	sc.reply(t, cmd.Tag, "200 refused the chat from 1002")
+	sc.Reply(t, cmd.Tag, "200 refused the chat from 1002")
 	a.links.bg.Wait()
 	if !strings.Contains(out.String(), "refused a direct chat from carol (1002): 0 direct chats are open already") {
 		t.Errorf("printed %q", out.String())
@@ -274,7 +286,7 @@ func TestWait(t *testing.T) {
 	done := execAsync(a, "/wait hello")
 	a.note("* carol (1002) is online")
 	a.note("[10:00:01] bob (1001): hello again")
-	if err := await(t, done); err != nil {
+	if err := fakeserver.Await(t, done); err != nil {
 		t.Errorf("/wait for a line printed later: %v", err)
 	}
 	if err := a.exec(context.Background(), "/wait ("); err == nil {
@@ -286,7 +298,7 @@ func TestWait(t *testing.T) {
 	a.eventsDone = true
 	a.seenCond.Broadcast()
 	a.mu.Unlock()
-	if err := await(t, done); err == nil || !strings.Contains(err.Error(), "connection closed") {
+	if err := fakeserver.Await(t, done); err == nil || !strings.Contains(err.Error(), "connection closed") {
 		t.Errorf("/wait after the end: %v", err)
 	}
 }
@@ -294,7 +306,7 @@ func TestWait(t *testing.T) {
 func TestWaitTimesOut(t *testing.T) {
 	a, _, _ := newTestApp(t, false)
 	a.cfg.Timeout = 20 * time.Millisecond // this test is about the timeout
-	if err := await(t, execAsync(a, "/wait never")); err == nil || !strings.Contains(err.Error(), "nothing matched") {
+	if err := fakeserver.Await(t, execAsync(a, "/wait never")); err == nil || !strings.Contains(err.Error(), "nothing matched") {
 		t.Errorf("/wait: %v, want nothing matched", err)
 	}
 }
@@ -304,14 +316,14 @@ func TestListPrintsUsersSafely(t *testing.T) {
 	sc := connect(t, a)
 	loginApp(t, a, sc)
 	done := execAsync(a, "/list")
-	sc.reply(t, sc.expect(t, "LIST").Tag,
+	sc.Reply(t, sc.Expect(t, "LIST").Tag,
 		"210-1000 alice online",
 		"210-1001 bob away "+"\x1b[2Jgone\u202e",
 		"210 2 online")
-	if err := await(t, done); err != nil {
+	if err := fakeserver.Await(t, done); err != nil {
 		t.Fatal(err)
 	}
-	want := "1000 alice online\n1001 bob away \\x1b[2Jgone\\u202e\n2 online\n"
+	want := "alice (1000) online\nbob (1001) away: \\x1b[2Jgone\\u202e\n2 online\n"
 	if got := out.String(); got != want {
 		t.Errorf("/list printed %q, want %q", got, want)
 	}
@@ -329,11 +341,11 @@ func TestListEscapesState(t *testing.T) {
 	sc := connect(t, a)
 	loginApp(t, a, sc)
 	done := execAsync(a, "/list")
-	sc.reply(t, sc.expect(t, "LIST").Tag, "210-1001 bob \x1b[2Jonline\u202e", "210 1 online")
-	if err := await(t, done); err != nil {
+	sc.Reply(t, sc.Expect(t, "LIST").Tag, "210-1001 bob \x1b[2Jonline\u202e", "210 1 online")
+	if err := fakeserver.Await(t, done); err != nil {
 		t.Fatal(err)
 	}
-	if why := terminalUnsafe(out.String()); why != "" {
+	if why := fakeserver.TerminalUnsafeLines(out.String()); why != "" {
 		t.Errorf("/list printed %q: %s", out.String(), why)
 	}
 }
@@ -343,24 +355,24 @@ func TestFriendsAndMembersEscape(t *testing.T) {
 	sc := connect(t, a)
 	loginApp(t, a, sc)
 	done := execAsync(a, "/friends")
-	sc.reply(t, sc.expect(t, "FRIENDS").Tag, "210-1001 bob \x1b[2Jonline\u202e status\x07", "210 1 friends")
-	if err := await(t, done); err != nil {
+	sc.Reply(t, sc.Expect(t, "FRIENDS").Tag, "210-1001 bob \x1b[2Jonline\u202e status\x07", "210 1 friends")
+	if err := fakeserver.Await(t, done); err != nil {
 		t.Fatal(err)
 	}
 	done = execAsync(a, "/members dev")
-	cmd := sc.expect(t, "MEMBERS")
+	cmd := sc.Expect(t, "MEMBERS")
 	if !slices.Equal(cmd.Args, []string{"#dev"}) {
 		t.Errorf("MEMBERS %q", cmd.Args)
 	}
-	sc.reply(t, cmd.Tag, "210-1001 bob \x1b[2Jonline owner", "210-1002 carol offline member", "210 2 members of #dev")
-	if err := await(t, done); err != nil {
+	sc.Reply(t, cmd.Tag, "210-1001 bob \x1b[2Jonline owner", "210-1002 carol offline member", "210 2 members of #dev")
+	if err := fakeserver.Await(t, done); err != nil {
 		t.Fatal(err)
 	}
 	got := out.String()
-	if why := terminalUnsafe(got); why != "" {
+	if why := fakeserver.TerminalUnsafeLines(got); why != "" {
 		t.Errorf("printed %q: %s", got, why)
 	}
-	for _, want := range []string{`1001 bob \x1b[2Jonline\u202e status\x07`, "1 friends", `1001 bob \x1b[2Jonline (owner)`, "1002 carol offline", "2 members of #dev"} {
+	for _, want := range []string{`bob (1001) \x1b[2Jonline\u202e: status\x07`, "1 friends", `bob (1001) \x1b[2Jonline, owner`, "carol (1002) offline", "2 members of #dev"} {
 		if !strings.Contains(got, want+"\n") {
 			t.Errorf("printed %q, lacks %q", got, want)
 		}
@@ -370,25 +382,27 @@ func TestFriendsAndMembersEscape(t *testing.T) {
 // Run, piped, against the fake server: log in with --user, run each
 // line, say which failed, log out.
 func TestRunPiped(t *testing.T) {
-	s := newFakeServer(t, "220 test qchat/1 ready")
-	var stdout, stderr syncBuffer
-	cfg := Config{Server: s.addr(), User: "alice", Password: "pw", NoHistory: true, Timeout: guard,
+	s := fakeserver.New(t, fakeserver.Greeting)
+	var stdout, stderr fakeserver.Buffer
+	cfg := Config{Server: s.Addr(), User: "alice", Password: "pw", NoHistory: true, Timeout: fakeserver.Guard, NoTLS: true,
 		PeerListen: "127.0.0.1:0", MaxChats: 8, Dir: t.TempDir(), ReadyFile: filepath.Join(t.TempDir(), "ready")}
 	stdin := strings.NewReader("# a comment\n\n/msg bob hi there\n/nope\n/msg bob second\n")
-	status := async(func() int { return Run(context.Background(), cfg, stdin, &stdout, &stderr) })
-	sc := s.accept(t)
-	cmd := sc.expect(t, "USER")
-	sc.reply(t, cmd.Tag, "331 password required")
-	cmd = sc.expect(t, "PASS")
-	sc.reply(t, cmd.Tag, "230 1000 alice")
-	cmd = sc.expect(t, "MSG")
-	sc.send(t, "MSG 7 1001 bob "+wireTime+" \x1b[31mhello back")
-	sc.reply(t, cmd.Tag, "250 8 stored 1001 "+wireTime)
+	status := fakeserver.Async(func() int { return Run(context.Background(), cfg, stdin, &stdout, &stderr) })
+	sc := s.Accept(t)
+	cmd := sc.Expect(t, "USER")
+	sc.Reply(t, cmd.Tag, "331 password required")
+	cmd = sc.Expect(t, "PASS")
+	sc.Reply(t, cmd.Tag, "230 1000 alice")
+	sc.Answer(t, "LINKKEY", "200 link key set")     // the peer listener's key
+	sc.Answer(t, "ENDPOINTS", "200 127.0.0.1:5555") // and what the server sees of it
+	cmd = sc.Expect(t, "MSG")
+	sc.Send(t, "MSG 7 1001 bob "+fakeserver.WireTime+" \x1b[31mhello back")
+	sc.Reply(t, cmd.Tag, "250 8 stored 1001 "+fakeserver.WireTime)
 	// The event loop acknowledges while the commands go on: the ACK and
 	// the next request come in either order.
 	acked := false
 	for cmd.Args[1] != "second" || !acked {
-		l := sc.next(t)
+		l := sc.Next(t)
 		if l == "ACK 7" {
 			acked = true
 			continue
@@ -398,20 +412,20 @@ func TestRunPiped(t *testing.T) {
 			t.Fatalf("read %q, want ACK 7 or the second MSG", l)
 		}
 	}
-	sc.reply(t, cmd.Tag, "250 9 stored 1001 "+wireTime)
-	cmd = sc.expect(t, "QUIT")
-	sc.reply(t, cmd.Tag, "221 bye")
-	sc.eof(t)
-	if got := await(t, status); got != 1 {
+	sc.Reply(t, cmd.Tag, "250 9 stored 1001 "+fakeserver.WireTime)
+	cmd = sc.Expect(t, "QUIT")
+	sc.Reply(t, cmd.Tag, "221 bye")
+	sc.EOF(t)
+	if got := fakeserver.Await(t, status); got != 1 {
 		t.Errorf("exit status %d, want 1 (/nope failed)", got)
 	}
 	out := stdout.String()
-	for _, want := range []string{"sent 8 to 1001 stored", `bob (1001): \x1b[31mhello back`, "sent 9 to 1001 stored"} {
+	for _, want := range []string{"sent 8 to bob (1001) stored", `bob (1001): \x1b[31mhello back`, "sent 9 to bob (1001) stored"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("stdout %q lacks %q", out, want)
 		}
 	}
-	if why := terminalUnsafe(out); why != "" {
+	if why := fakeserver.TerminalUnsafeLines(out); why != "" {
 		t.Errorf("stdout %q: %s", out, why)
 	}
 	if got := stderr.String(); got != "qchat: /nope: unknown command /nope (try /help)\n" {
@@ -423,8 +437,8 @@ func TestRunPiped(t *testing.T) {
 }
 
 func TestRunNeedsServer(t *testing.T) {
-	var stdout, stderr syncBuffer
-	if got := Run(context.Background(), Config{}, strings.NewReader(""), &stdout, &stderr); got != 2 {
+	var stdout, stderr fakeserver.Buffer
+	if got := Run(context.Background(), Config{NoDiscovery: true}, strings.NewReader(""), &stdout, &stderr); got != 2 {
 		t.Errorf("exit status %d, want 2", got)
 	}
 	if !strings.Contains(stderr.String(), "no server") {
@@ -441,20 +455,23 @@ func TestRunPipedJSONSendPrintsOnlyObjects(t *testing.T) {
 	if err := os.WriteFile(file, []byte("hello"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s := newFakeServer(t, "220 test qchat/1 ready")
-	var stdout, stderr syncBuffer
-	cfg := Config{Server: s.addr(), User: "alice", Password: "pw", NoHistory: true, Timeout: guard, JSON: true,
+	s := fakeserver.New(t, fakeserver.Greeting)
+	var stdout, stderr fakeserver.Buffer
+	cfg := Config{Server: s.Addr(), User: "alice", Password: "pw", NoHistory: true, Timeout: fakeserver.Guard, NoTLS: true, JSON: true,
 		PeerListen: "127.0.0.1:0", MaxChats: 8, Dir: dir}
-	status := async(func() int {
+	status := fakeserver.Async(func() int {
 		return Run(context.Background(), cfg, strings.NewReader("/send 1001 "+file+"\n"), &stdout, &stderr)
 	})
-	sc := s.accept(t)
-	sc.reply(t, sc.expect(t, "USER").Tag, "331 password required")
-	sc.reply(t, sc.expect(t, "PASS").Tag, "230 1000 alice")
-	sc.reply(t, sc.expect(t, "FILE").Tag, "551 refused by bob")
-	sc.reply(t, sc.expect(t, "QUIT").Tag, "221 bye")
-	sc.c.Close()
-	if got := await(t, status); got != 1 {
+	sc := s.Accept(t)
+	sc.Reply(t, sc.Expect(t, "USER").Tag, "331 password required")
+	sc.Reply(t, sc.Expect(t, "PASS").Tag, "230 1000 alice")
+	sc.Answer(t, "LINKKEY", "200 link key set")
+	sc.Answer(t, "ENDPOINTS", "200 127.0.0.1:5555")
+	sc.Answer(t, "INFO", "211-id 1001", "211-nick bob", "211 end")
+	sc.Reply(t, sc.Expect(t, "FILE").Tag, "551 refused by bob")
+	sc.Reply(t, sc.Expect(t, "QUIT").Tag, "221 bye")
+	sc.Close()
+	if got := fakeserver.Await(t, status); got != 1 {
 		t.Errorf("exit status %d, want 1", got)
 	}
 	for _, l := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -15,37 +16,42 @@ import (
 // whose reply text is the result; lists are parsed and printed safely.
 
 type (
+	// okRecord is the result of a command that has no record of its own:
+	// the server's text (with nicknames), and whom and what it was about.
 	okRecord struct {
-		Type    string `json:"type"` // "ok"
-		Command string `json:"command"`
-		Text    string `json:"text"`
+		client.Result        // "ok"
+		Text          string `json:"text"`
+		ID            int64  `json:"id,omitempty"` // the user it was about
+		Nick          string `json:"nick,omitempty"`
+		Group         string `json:"group,omitempty"` // the group it was about
+		Kind          string `json:"kind,omitempty"`  // /accept, /reject: friend, invite, chat or file
 	}
 	usersRecord struct {
-		Type  string           `json:"type"` // "friends" or "found"
-		Users []PresenceRecord `json:"users"`
+		client.Result                   // "friends" or "found"
+		Users         []client.UserItem `json:"users"`
 	}
-	memberRecord struct {
+	memberItem struct {
 		ID    int64  `json:"id"`
 		Nick  string `json:"nick"`
 		State string `json:"state"`
 		Owner bool   `json:"owner"`
 	}
 	membersRecord struct {
-		Type    string         `json:"type"` // "members"
-		Group   string         `json:"group"`
-		Members []memberRecord `json:"members"`
+		client.Result              // "members"
+		Group         string       `json:"group"`
+		Members       []memberItem `json:"members"`
 	}
-	groupRecord struct {
+	groupItem struct {
 		Name    string `json:"name"`
 		Members int    `json:"members"`
 		Mode    string `json:"mode"` // "open" or "invite"
 		Owner   bool   `json:"owner"`
 	}
 	groupsRecord struct {
-		Type   string        `json:"type"` // "groups"
-		Groups []groupRecord `json:"groups"`
+		client.Result             // "groups"
+		Groups        []groupItem `json:"groups"`
 	}
-	pendingRecord struct {
+	pendingItem struct {
 		Kind     string `json:"kind"` // "friend", "invite", "chat" or "file"
 		From     int64  `json:"from"`
 		FromNick string `json:"from_nick"`
@@ -54,20 +60,52 @@ type (
 		Files    int    `json:"files,omitempty"` // file offers
 		Size     int64  `json:"size,omitempty"`  // file offers
 	}
-	pendingsRecord struct {
-		Type     string          `json:"type"` // "pending"
-		Requests []pendingRecord `json:"requests"`
+	pendingRecord struct {
+		client.Result               // "pending"
+		Requests      []pendingItem `json:"requests"`
 	}
 )
 
-// simple runs one request and prints its reply text.
-func (a *app) simple(ctx context.Context, cmd, verb string, args ...string) error {
+// simple runs one request about a user (peer, may be zero) and a group
+// (may be ""), and prints its reply text with the user's id shown as
+// "nick (id)".
+func (a *app) simple(ctx context.Context, peer client.User, group, verb string, args ...string) error {
 	r, err := a.cl.Do(ctx, verb, args...)
+	if err != nil {
+		return named(err, peer)
+	}
+	text := withName(r.Text, peer)
+	a.emit(ctx, &okRecord{Result: client.NewResult("ok"), Text: text, ID: peer.ID, Nick: peer.Nick, Group: group}, protocol.Escape(text))
+	return nil
+}
+
+// withName writes u's id in a text of the server's as "nick (id)".
+func withName(text string, u client.User) string {
+	if u.ID == 0 || u.Nick == "" {
+		return text
+	}
+	id := strconv.FormatInt(u.ID, 10)
+	return regexp.MustCompile(`\b`+id+`\b`).ReplaceAllLiteralString(text, u.Nick+" ("+id+")")
+}
+
+// named is err with u's id written as "nick (id)" when the server refused
+// ("1001 is not online": "bob (1001) is not online").
+func named(err error, u client.User) error {
+	var pe *protocol.Error
+	if !errors.As(err, &pe) {
+		return err
+	}
+	return &protocol.Error{Code: pe.Code, Text: withName(pe.Text, u)}
+}
+
+// userCmd runs VERB <id> for the user who names, with the result in
+// nicknames.
+func (a *app) userCmd(ctx context.Context, verb, who string) error {
+	u, err := a.peer(ctx, who)
 	if err != nil {
 		return err
 	}
-	a.out.Emit(okRecord{"ok", cmd, r.Text}, protocol.Escape(r.Text))
-	return nil
+	return a.simple(ctx, u, "", verb, strconv.FormatInt(u.ID, 10))
 }
 
 // groupArg checks a group name and returns it as "#name".
@@ -85,7 +123,11 @@ func (a *app) cmdCreate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return a.simple(ctx, "/create", "CREATE", append([]string{g}, args[1:]...)...)
+	if err := a.simple(ctx, client.User{}, g, "CREATE", append([]string{g}, args[1:]...)...); err != nil {
+		return err
+	}
+	a.rememberGroup(g)
+	return nil
 }
 
 // /join NAME, /leave NAME
@@ -105,13 +147,20 @@ func (a *app) groupCmd(ctx context.Context, verb string, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := a.simple(ctx, "/"+strings.ToLower(verb), verb, append([]string{g}, args[1:]...)...); err != nil {
+	var u client.User
+	wire := []string{g}
+	if len(args) > 1 {
+		if u, err = a.peer(ctx, args[1]); err != nil {
+			return err
+		}
+		wire = append(wire, strconv.FormatInt(u.ID, 10))
+	}
+	if err := a.simple(ctx, u, g, verb, wire...); err != nil {
 		return err
 	}
 	if verb == "JOIN" {
-		a.mu.Lock()
-		a.cur = g
-		a.mu.Unlock()
+		a.rememberGroup(g)
+		a.setTarget(g)
 	}
 	return nil
 }
@@ -126,7 +175,7 @@ func (a *app) cmdMembers(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	rec := membersRecord{Type: "members", Group: g, Members: []memberRecord{}}
+	rec := &membersRecord{Result: client.NewResult("members"), Group: g, Members: []memberItem{}}
 	var plain []string
 	for _, l := range r.Lines {
 		f := strings.Fields(l)
@@ -135,16 +184,17 @@ func (a *app) cmdMembers(ctx context.Context, args []string) error {
 			continue
 		}
 		a.remember(id, f[1])
-		m := memberRecord{ID: id, Nick: f[1], State: f[2], Owner: f[3] == "owner"}
+		m := memberItem{ID: id, Nick: f[1], State: f[2], Owner: f[3] == "owner"}
 		rec.Members = append(rec.Members, m)
-		line := fmt.Sprintf("%d %s %s", id, protocol.Escape(m.Nick), protocol.Escape(m.State))
+		line := client.Name(id, m.Nick) + " " + protocol.Escape(m.State)
 		if m.Owner {
-			line += " (owner)"
+			line += ", owner"
 		}
 		plain = append(plain, line)
 	}
 	plain = append(plain, fmt.Sprintf("%d members of %s", len(rec.Members), protocol.Escape(g)))
-	a.out.Emit(rec, strings.Join(plain, "\n"))
+	a.rememberGroup(g)
+	a.emit(ctx, rec, strings.Join(plain, "\n"))
 	return nil
 }
 
@@ -161,7 +211,7 @@ func (a *app) cmdGroups(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	rec := groupsRecord{Type: "groups", Groups: []groupRecord{}}
+	rec := &groupsRecord{Result: client.NewResult("groups"), Groups: []groupItem{}}
 	var plain []string
 	for _, l := range r.Lines {
 		f := strings.Fields(l)
@@ -169,8 +219,9 @@ func (a *app) cmdGroups(ctx context.Context, args []string) error {
 			continue
 		}
 		n, _ := strconv.Atoi(f[1])
-		g := groupRecord{Name: f[0], Members: n, Mode: f[2], Owner: len(f) > 3 && f[3] == "owner"}
+		g := groupItem{Name: f[0], Members: n, Mode: f[2], Owner: len(f) > 3 && f[3] == "owner"}
 		rec.Groups = append(rec.Groups, g)
+		a.rememberGroup(g.Name)
 		line := fmt.Sprintf("%s %d members, %s", protocol.Escape(g.Name), n, protocol.Escape(g.Mode))
 		if g.Owner {
 			line += ", yours"
@@ -178,7 +229,7 @@ func (a *app) cmdGroups(ctx context.Context, args []string) error {
 		plain = append(plain, line)
 	}
 	plain = append(plain, fmt.Sprintf("%d groups", len(rec.Groups)))
-	a.out.Emit(rec, strings.Join(plain, "\n"))
+	a.emit(ctx, rec, strings.Join(plain, "\n"))
 	return nil
 }
 
@@ -188,19 +239,15 @@ func (a *app) users(ctx context.Context, recType, what, verb string, args ...str
 	if err != nil {
 		return err
 	}
-	rec := usersRecord{Type: recType, Users: []PresenceRecord{}}
+	rec := &usersRecord{Result: client.NewResult(recType), Users: []client.UserItem{}}
 	var plain []string
 	for _, p := range list {
 		a.remember(p.ID, p.Nick)
-		rec.Users = append(rec.Users, PresenceRecord{Type: "presence", ID: p.ID, Nick: p.Nick, State: p.State, Status: p.Status})
-		l := fmt.Sprintf("%d %s %s", p.ID, protocol.Escape(p.Nick), protocol.Escape(p.State))
-		if p.Status != "" {
-			l += " " + protocol.Escape(p.Status)
-		}
-		plain = append(plain, l)
+		rec.Users = append(rec.Users, client.UserItem{ID: p.ID, Nick: p.Nick, State: p.State, Status: p.Status})
+		plain = append(plain, userLine(p))
 	}
 	plain = append(plain, fmt.Sprintf("%d %s", len(list), what))
-	a.out.Emit(rec, strings.Join(plain, "\n"))
+	a.emit(ctx, rec, strings.Join(plain, "\n"))
 	return nil
 }
 
@@ -215,44 +262,42 @@ func (a *app) cmdFind(ctx context.Context, args []string) error {
 }
 
 // /add ID, /remove ID, /block ID, /unblock ID, /nudge ID
-func (a *app) cmdAdd(ctx context.Context, args []string) error {
-	return a.simple(ctx, "/add", "ADD", args[0])
-}
+func (a *app) cmdAdd(ctx context.Context, args []string) error { return a.userCmd(ctx, "ADD", args[0]) }
 func (a *app) cmdRemove(ctx context.Context, args []string) error {
-	return a.simple(ctx, "/remove", "REMOVE", args[0])
+	return a.userCmd(ctx, "REMOVE", args[0])
 }
 func (a *app) cmdBlock(ctx context.Context, args []string) error {
-	return a.simple(ctx, "/block", "BLOCK", args[0])
+	return a.userCmd(ctx, "BLOCK", args[0])
 }
 func (a *app) cmdUnblock(ctx context.Context, args []string) error {
-	return a.simple(ctx, "/unblock", "UNBLOCK", args[0])
+	return a.userCmd(ctx, "UNBLOCK", args[0])
 }
 func (a *app) cmdNudge(ctx context.Context, args []string) error {
-	return a.simple(ctx, "/nudge", "NUDGE", args[0])
+	return a.userCmd(ctx, "NUDGE", args[0])
 }
 
 // /away [TEXT], /back
 func (a *app) cmdAway(ctx context.Context, args []string) error {
-	return a.simple(ctx, "/away", "AWAY", args...)
+	return a.simple(ctx, client.User{}, "", "AWAY", args...)
 }
 func (a *app) cmdBack(ctx context.Context, args []string) error {
-	return a.simple(ctx, "/back", "BACK")
+	return a.simple(ctx, client.User{}, "", "BACK")
 }
 
-// pendingItem is one request waiting for my answer, from the server:
+// pending is one request waiting for my answer, from the server:
 // a friend request, a group invite, or an offer (chat, file).
-type pendingItem struct {
+type pending struct {
 	kind, nick, group string
 	from              int64
 	offer             client.OfferEvent // chat and file offers
 }
 
-func (a *app) pendingList(ctx context.Context) ([]pendingItem, error) {
+func (a *app) pendingList(ctx context.Context) ([]pending, error) {
 	r, err := a.cl.Do(ctx, "PENDING")
 	if err != nil {
 		return nil, err
 	}
-	var out []pendingItem
+	var out []pending
 	for _, l := range r.Lines {
 		f := strings.Fields(l)
 		if len(f) < 3 {
@@ -262,7 +307,7 @@ func (a *app) pendingList(ctx context.Context) ([]pendingItem, error) {
 		if !ok {
 			continue
 		}
-		p := pendingItem{kind: f[0], from: id, nick: f[2]}
+		p := pending{kind: f[0], from: id, nick: f[2]}
 		switch {
 		case p.kind == "chat" && len(f) == 4:
 			p.offer = client.OfferEvent{Ticket: f[3], From: id, FromNick: f[2], Purpose: "chat"}
@@ -294,11 +339,11 @@ func (a *app) cmdPending(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	rec := pendingsRecord{Type: "pending", Requests: []pendingRecord{}}
+	rec := &pendingRecord{Result: client.NewResult("requests"), Requests: []pendingItem{}}
 	var plain []string
 	for _, p := range items {
-		rec.Requests = append(rec.Requests, pendingRecord{p.kind, p.from, p.nick, p.group, p.offer.Name, p.offer.Count, p.offer.Bytes})
-		who := fmt.Sprintf("%s (%d)", protocol.Escape(p.nick), p.from)
+		rec.Requests = append(rec.Requests, pendingItem{p.kind, p.from, p.nick, p.group, p.offer.Name, p.offer.Count, p.offer.Bytes})
+		who := client.Name(p.from, p.nick)
 		switch p.kind {
 		case "invite":
 			plain = append(plain, fmt.Sprintf("invite to %s from %s", protocol.Escape(p.group), who))
@@ -311,7 +356,7 @@ func (a *app) cmdPending(ctx context.Context, args []string) error {
 		}
 	}
 	plain = append(plain, fmt.Sprintf("%d pending", len(items)))
-	a.out.Emit(rec, strings.Join(plain, "\n"))
+	a.emit(ctx, rec, strings.Join(plain, "\n"))
 	return nil
 }
 
@@ -326,10 +371,11 @@ func (a *app) answer(ctx context.Context, accept bool, args []string) error {
 	if !accept {
 		verb, cmd = "REJECT", "/reject"
 	}
-	from, err := a.resolve(ctx, args[0])
+	u, err := a.peer(ctx, args[0])
 	if err != nil {
 		return err
 	}
+	from := u.ID
 	group, kind := "", ""
 	if len(args) > 1 {
 		switch k := strings.ToLower(args[1]); k {
@@ -346,7 +392,7 @@ func (a *app) answer(ctx context.Context, accept bool, args []string) error {
 	if err != nil {
 		return err
 	}
-	var match []pendingItem
+	var match []pending
 	for _, p := range items {
 		if p.from == from && (kind == "" || p.kind == kind) && (group == "" || strings.EqualFold(p.group, group)) {
 			match = append(match, p)
@@ -368,17 +414,16 @@ func (a *app) answer(ctx context.Context, accept bool, args []string) error {
 		return a.answerOffer(ctx, accept, p.offer)
 	}
 	if p.kind == "invite" {
-		if err := a.simple(ctx, cmd, verb, "invite", p.group); err != nil {
+		if err := a.simple(ctx, u, p.group, verb, "invite", p.group); err != nil {
 			return err
 		}
 		if accept {
-			a.mu.Lock()
-			a.cur = p.group
-			a.mu.Unlock()
+			a.rememberGroup(p.group)
+			a.setTarget(p.group)
 		}
 		return nil
 	}
-	return a.simple(ctx, cmd, verb, "friend", strconv.FormatInt(from, 10))
+	return a.simple(ctx, u, "", verb, "friend", strconv.FormatInt(from, 10))
 }
 
 // /profile [set FIELD VALUE]
@@ -390,7 +435,7 @@ func (a *app) cmdProfile(ctx context.Context, args []string) error {
 		return errors.New("usage: /profile, or /profile set nick|sex|age|address|status VALUE")
 	}
 	field := strings.ToLower(args[1])
-	if err := a.simple(ctx, "/profile", "SET", field, args[2]); err != nil {
+	if err := a.simple(ctx, client.User{}, "", "SET", field, args[2]); err != nil {
 		return err
 	}
 	if field == "nick" {
@@ -430,7 +475,7 @@ func (a *app) cmdPasswd(ctx context.Context, args []string) error {
 	if err := protocol.ValidPassword(p1); err != nil {
 		return err
 	}
-	if err := a.simple(ctx, "/passwd", "PASSWD", pctEscape(old), pctEscape(p1)); err != nil {
+	if err := a.simple(ctx, client.User{}, "", "PASSWD", pctEscape(old), pctEscape(p1)); err != nil {
 		return err
 	}
 	a.cfg.Password = p1

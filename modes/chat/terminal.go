@@ -3,69 +3,56 @@ package chat
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 
-	"github.com/peterh/liner"
+	"golang.org/x/term"
 
+	"qchat/modes/chat/internal/liner"
 	"qchat/protocol"
 )
 
-// terminal is the interactive screen: liner owns the prompt; lines that
-// arrive while the user types are printed above it.
-//
-// liner has no call to print above its prompt. The trick (see
-// LIBRARIES.md): clear the prompt line, write the message and a newline in
-// one write(2), then send ourselves SIGWINCH; liner's own SIGWINCH handler
-// redraws the prompt, the typed text and the cursor. Only used when stdin
+// terminal is the interactive screen: liner (our copy, internal/liner)
+// owns the prompt line; lines that arrive while the user types are
+// printed above it by liner's own goroutine between two keys, which then
+// redraws the prompt, the typed text and the cursor — also when only the
+// prompt changed (a message came: the unread counts). Only used when stdin
 // and stdout are both terminals and TERM is a real terminal.
 type terminal struct {
-	line   *liner.State
-	out    *os.File
-	mu     sync.Mutex
-	inCmd  bool   // a command is running (no prompt on screen)
-	last   string // key of the status line just above the prompt ("" if the last line is not one)
-	histf  string
-	colour bool
+	line *liner.State
+	out  *os.File
+	mu   sync.Mutex
+	last string // key of the status line just above the prompt ("" if the last line is not one)
+	// histf is the file of the line history (Up arrow): the account's
+	// once logged in, before that one shared by the logged-out prompts.
+	histf string
 }
 
 // printAbove prints one line above the prompt. Safe from any goroutine.
 func (t *terminal) printAbove(s string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.printAboveLocked(s)
+	t.line.PrintAbove(s)
 	t.last = ""
-}
-
-func (t *terminal) printAboveLocked(s string) {
-	t.out.WriteString("\r\x1b[K" + s + "\n")
-	if !t.inCmd {
-		syscall.Kill(os.Getpid(), syscall.SIGWINCH)
-	}
 }
 
 // status shows a line that changes (a progress bar) above the prompt: the
 // first time, and whenever other lines came since, it is printed like any
-// line; after that it is redrawn in place (save the cursor, go up a line,
-// clear it, write, restore the cursor), which leaves the prompt and what
-// the user is typing alone. s must be safe for the terminal.
+// line; after that it replaces itself. s must be safe for the terminal.
 func (t *terminal) status(key, s string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.last != key {
-		t.printAboveLocked(s)
+		t.line.PrintAbove(s)
 		t.last = key
 		return
 	}
-	t.out.WriteString("\x1b7\x1b[1A\r\x1b[2K" + s + "\x1b8")
+	t.line.ReplaceAbove(s)
 }
 
 // askPassword asks without echo (REPL goroutine only).
@@ -77,24 +64,40 @@ func (t *terminal) askPassword(prompt string) (string, error) {
 	return pw, err
 }
 
+// columns is the terminal's width (80 when it cannot be had).
+func (t *terminal) columns() int {
+	if w, _, err := term.GetSize(int(t.out.Fd())); err == nil && w > 0 {
+		return w
+	}
+	return 80
+}
+
+// width is the width output is laid out for: the terminal's, or 80.
+func (a *app) width() int {
+	if a.term != nil {
+		return a.term.columns()
+	}
+	return 80
+}
+
 // runTerminal is the REPL.
 func (a *app) runTerminal(ctx context.Context, stdin, stdout *os.File, stderr io.Writer) int {
-	t := &terminal{out: stdout, colour: os.Getenv("NO_COLOR") == ""}
+	t := &terminal{out: stdout}
 	t.line = liner.NewLiner()
 	// Whatever happens, the terminal goes back to cooked mode.
 	defer t.line.Close()
 	t.line.SetCtrlCAborts(true)
 	t.line.SetTabCompletionStyle(liner.TabPrints)
 	t.line.SetWordCompleter(a.complete)
+	t.line.SetPromptFunc(a.prompt)
+	t.line.OnAltKey('a', a.newestUnread)
+	t.line.OnEdit(a.onEdit)
+	t.line.OnFocus(a.onFocus)
 	a.term = t
 	a.out.Above = t.printAbove
 
-	if dir, err := dataRoot(); err == nil {
-		t.histf = filepath.Join(dir, "line_history")
-		if f, err := os.Open(t.histf); err == nil {
-			t.line.ReadHistory(f)
-			f.Close()
-		}
+	if dir, err := dataRoot(); err == nil && !a.cfg.NoHistory {
+		t.useHistory(filepath.Join(dir, "line_history"))
 	}
 	defer t.saveHistory()
 
@@ -123,23 +126,32 @@ func (a *app) runTerminal(ctx context.Context, stdin, stdout *os.File, stderr io
 		}
 	}()
 
-	t.printAbove("qchat: connected to " + protocol.Escape(a.cl.Server()) + " — /help for commands, Tab completes, Ctrl-D quits")
+	t.printAbove("qchat: connected to " + protocol.Escape(a.cl.Server()) + " — /help for commands and keys, Tab completes, Ctrl-D quits")
 	if a.cfg.User != "" {
 		if err := a.login(ctx, a.cfg.User, t.askPassword); err != nil {
-			a.fail(stderr, "login", err)
+			a.fail(stderr, "/login "+a.cfg.User, err)
 		} else {
 			me := a.cl.Me()
-			t.printAbove(fmt.Sprintf("logged in as %s (%d)", protocol.Escape(me.Nick), me.ID))
+			t.printAbove("logged in as " + a.nameOf(me.ID))
 		}
 	}
 	for !a.quit {
 		input, err := t.line.Prompt(a.prompt())
 		if errors.Is(err, liner.ErrPromptAborted) {
-			continue // Ctrl-C at the prompt clears the line
+			a.typed("") // no longer typing it
+			continue    // Ctrl-C at the prompt clears the line
 		}
 		if err != nil { // Ctrl-D or the terminal went away
+			// The prompt line stays as it was; the shell's prompt comes on
+			// a line of its own.
+			t.out.WriteString("\n")
+			t.printAbove("bye")
 			break
 		}
+		t.mu.Lock()
+		t.last = "" // the line just entered is above the prompt now
+		t.mu.Unlock()
+		a.submitted()
 		if strings.TrimSpace(input) == "" {
 			continue
 		}
@@ -148,22 +160,15 @@ func (a *app) runTerminal(ctx context.Context, stdin, stdout *os.File, stderr io
 		cmdMu.Lock()
 		cancelCmd = cancel
 		cmdMu.Unlock()
-		t.mu.Lock()
-		t.inCmd = true
-		t.mu.Unlock()
 		if err := a.exec(cctx, input); err != nil {
-			a.fail(stderr, commandName(input), err)
+			a.fail(stderr, strings.TrimSpace(input), err)
 		}
-		t.mu.Lock()
-		t.inCmd = false
-		t.mu.Unlock()
 		cmdMu.Lock()
 		cancelCmd = nil
 		cmdMu.Unlock()
 		cancel()
 		select {
-		case <-a.cl.Done():
-			t.printAbove("! connection lost: " + protocol.Escape(fmt.Sprint(a.cl.Err())))
+		case <-a.cl.Done(): // ended for good (the event loop said why)
 			a.quit = true
 		default:
 		}
@@ -173,58 +178,32 @@ func (a *app) runTerminal(ctx context.Context, stdin, stdout *os.File, stderr io
 	return 0
 }
 
-// prompt shows who I am and with whom I talk; no control characters (liner
-// refuses them) and no colour.
-func (a *app) prompt() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.me.ID == 0 {
-		return "qchat> "
+// loggedIn switches to the account's line history and, in the
+// background, learns friends, groups and past peers for completion
+// (terminal only; the REPL goroutine).
+func (t *terminal) loggedIn(a *app, historyDir string) {
+	if historyDir != "" {
+		t.useHistory(filepath.Join(historyDir, "line_history"))
 	}
-	p := protocol.Escape(a.me.Nick)
-	if a.cur != "" {
-		peer := a.cur
-		if id, ok := protocol.ParseID(a.cur); ok && a.known[id] != "" {
-			peer = a.known[id]
-		}
-		p += " → " + protocol.Escape(peer)
-	}
-	return p + "> "
+	a.events.Add(1)
+	go func() {
+		defer a.events.Done()
+		a.learnSettings(a.bgCtx) // no answer: they stay on (the server enforces them anyway)
+		a.learnWorld(a.bgCtx)
+	}()
 }
 
-// complete completes command names and, where a command takes a user, ids
-// and nicknames seen so far.
-func (a *app) complete(line string, pos int) (head string, completions []string, tail string) {
-	head, tail = line[:pos], line[pos:]
-	start := strings.LastIndexByte(head, ' ') + 1
-	word := head[start:]
-	head = head[:start]
-	fields := strings.Fields(head)
-	if len(fields) == 0 {
-		for _, c := range commands {
-			if strings.HasPrefix(c.name, strings.ToLower(word)) {
-				completions = append(completions, c.name+" ")
-			}
-		}
-		return head, completions, tail
+// useHistory saves the line history to the file it came from and loads
+// the one at path instead. Between prompts only (liner holds its history
+// during a Prompt).
+func (t *terminal) useHistory(path string) {
+	t.saveHistory()
+	t.line.ClearHistory()
+	t.histf = path
+	if f, err := os.Open(path); err == nil {
+		t.line.ReadHistory(f)
+		f.Close()
 	}
-	c := lookupCommand(strings.ToLower(fields[0]))
-	if c == nil || c.userArg != len(fields) {
-		return head, nil, tail
-	}
-	a.mu.Lock()
-	for id, nick := range a.known {
-		ids := strconv.FormatInt(id, 10)
-		if strings.HasPrefix(ids, word) {
-			completions = append(completions, ids+" ")
-		}
-		if nick != "" && strings.HasPrefix(strings.ToLower(nick), strings.ToLower(word)) && protocol.Escape(nick) == nick {
-			completions = append(completions, nick+" ")
-		}
-	}
-	a.mu.Unlock()
-	sort.Strings(completions)
-	return head, completions, tail
 }
 
 func (t *terminal) saveHistory() {

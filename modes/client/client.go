@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,12 +20,19 @@ import (
 type Options struct {
 	DialTimeout  time.Duration // connecting and reading the greeting (default 10s)
 	ReplyTimeout time.Duration // a request without its own deadline (default 30s)
-	PingInterval time.Duration // idle time before the client checks the server (default 30s)
+	PingInterval time.Duration // idle time before the client checks the server (default 1m: each PING wakes the server's parked session)
+	PingTimeout  time.Duration // time the server has to answer that PING (default PingInterval/2)
 	MaxOutbound  int           // bytes queued to the server (default 4 MiB)
 	// Peer, when set, is this client's peer listener: the connection to
 	// the server is dialed from its port, so that the server observes the
 	// endpoint that peers can dial for direct links.
 	Peer *xfer.Peer
+	// NoTLS speaks clear text (--no-tls): no STARTTLS. Without it a
+	// server that refuses STARTTLS is refused (ErrTLSRefused).
+	NoTLS bool
+	// Keys checks the server's key (tls.go, pin.go); nil for a
+	// ServerKeys with the defaults (known_servers, notes on stderr).
+	Keys *ServerKeys
 }
 
 func (o *Options) defaults() {
@@ -35,7 +43,10 @@ func (o *Options) defaults() {
 		o.ReplyTimeout = 30 * time.Second
 	}
 	if o.PingInterval <= 0 {
-		o.PingInterval = 30 * time.Second
+		o.PingInterval = time.Minute
+	}
+	if o.PingTimeout <= 0 {
+		o.PingTimeout = o.PingInterval / 2
 	}
 	if o.MaxOutbound <= 0 {
 		o.MaxOutbound = 4 << 20
@@ -54,15 +65,37 @@ type Reply struct {
 // also tells why it closed when the server said so (BYE).
 var ErrClosed = errors.New("connection closed")
 
+// ByeError is why a connection ended when the server said so (BYE). It
+// is an ErrClosed.
+type ByeError struct {
+	Reason string // the BYE reason: shutdown, takeover, ping-timeout, ...
+	Text   string
+}
+
+func (e *ByeError) Error() string {
+	return fmt.Sprintf("%v by server: %s (%s)", ErrClosed, e.Text, e.Reason)
+}
+
+func (e *ByeError) Unwrap() error { return ErrClosed }
+
+// errNoPong is why the keepalive closes a connection.
+var errNoPong = errors.New("server not answering")
+
 // Client is one connection to a qchat server. Its methods are safe for
 // concurrent use. Events arrive on Events(); the caller must keep reading
 // them (the connection stalls otherwise) until the channel is closed.
 type Client struct {
-	conn   net.Conn
+	conn   net.Conn // TLS over raw, or raw with NoTLS
+	raw    net.Conn // the TCP connection; closing it ends everything at once
 	rd     *protocol.LineReader
 	out    *protocol.Outbox
 	opts   Options
 	server string // the server's name, from its greeting
+	cids   bool   // the server takes client ids on MSG (greeting extension "cid")
+	resume bool   // the server gives resumption tokens (greeting extension "resume")
+	ackTo  bool   // the server takes ACK ..<msgid> (greeting extension "ackto")
+	rcpts  bool   // the server takes READ and TYPING (greeting extension "receipts")
+	hist   bool   // the server keeps history: HISTORY (greeting extension "history")
 	addr   string // the server's address, as dialed
 	events chan protocol.Line
 
@@ -72,6 +105,8 @@ type Client struct {
 	err     error // why the connection ended
 	lastIn  time.Time
 	me      User
+	// observed is our endpoint as the server sees it (ENDPOINTS).
+	observed string
 
 	done chan struct{} // closed when the read loop ends
 }
@@ -92,33 +127,64 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	opts.defaults()
 	conn, err := dialServer(ctx, addr, opts)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+		return nil, dialError(addr, err, opts.DialTimeout)
 	}
 	c := &Client{
-		conn: conn, opts: opts, addr: addr,
+		conn: conn, raw: conn, opts: opts, addr: addr,
 		rd:      protocol.NewLineReader(conn, protocol.MaxLine),
 		events:  make(chan protocol.Line, 256),
 		pending: make(map[string]*call),
 		done:    make(chan struct{}),
 		lastIn:  time.Now(),
 	}
-	c.out = protocol.NewOutbox(conn, opts.MaxOutbound, opts.ReplyTimeout, func(err error) { c.fail(err) })
 	conn.SetReadDeadline(time.Now().Add(opts.DialTimeout))
 	line, err := c.rd.ReadLine()
 	conn.SetReadDeadline(time.Time{})
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("%s: no greeting: %w", addr, err)
+		return nil, greetingError(addr, err, opts.DialTimeout)
 	}
 	g, err := protocol.ParseLine(line)
 	if err != nil || g.Code != protocol.CodeGreeting {
 		conn.Close()
 		if err == nil && g.Code >= 400 {
-			return nil, fmt.Errorf("%s: %w", addr, g.Err())
+			return nil, &DialError{Addr: addr, Cause: fmt.Sprintf("the server refused: %d %s", g.Code, protocol.Escape(g.Text)), Hint: "try again later", Err: g.Err()}
 		}
-		return nil, fmt.Errorf("%s: not a qchat server (greeting %q)", addr, protocol.Clip(string(line), 60))
+		return nil, &DialError{Addr: addr, Cause: fmt.Sprintf("it is not a qchat server (it said %q)", protocol.Clip(protocol.Escape(string(line)), 60)),
+			Hint: "is the port right?", Err: errNotQchat}
 	}
-	c.server, _, _ = strings.Cut(g.Text, " ")
+	if !opts.NoTLS {
+		keys := opts.Keys
+		if keys == nil {
+			keys = &ServerKeys{}
+		}
+		tc, err := startTLS(ctx, conn, c.rd, addr, keys, opts.DialTimeout)
+		if err != nil {
+			conn.Close()
+			var ke *ServerKeyError
+			if errors.As(err, &ke) {
+				return nil, ke // a warning to show as it is
+			}
+			if errors.Is(err, ErrTLSRefused) || errors.Is(err, ErrTLSInjected) {
+				return nil, &DialError{Addr: addr, Cause: err.Error(), Err: err} // says what to do already
+			}
+			return nil, &DialError{Addr: addr, Cause: "the encrypted connection (STARTTLS) failed: " + causeText(err),
+				Hint: "is it a qchat server of this version?", Err: err}
+		}
+		c.rd.Close()
+		c.conn, c.rd = tc, protocol.NewLineReader(tc, protocol.MaxLine)
+	}
+	c.out = protocol.NewOutbox(c.conn, opts.MaxOutbound, opts.ReplyTimeout, func(err error) { c.fail(err) })
+	// "<server-name> qchat/1 ready[ <extension>...]"
+	words := strings.Fields(g.Text)
+	if len(words) > 0 {
+		c.server = words[0]
+	}
+	c.cids = len(words) > 3 && slices.Contains(words[3:], "cid")
+	c.resume = len(words) > 3 && slices.Contains(words[3:], "resume")
+	c.ackTo = len(words) > 3 && slices.Contains(words[3:], "ackto")
+	c.rcpts = len(words) > 3 && slices.Contains(words[3:], "receipts")
+	c.hist = len(words) > 3 && slices.Contains(words[3:], "history")
 	go c.readLoop()
 	go c.keepalive()
 	return c, nil
@@ -169,7 +235,7 @@ func (c *Client) Me() User {
 
 func (c *Client) readLoop() {
 	defer func() {
-		c.conn.Close()
+		c.raw.Close()
 		c.mu.Lock()
 		if c.err == nil {
 			c.err = ErrClosed
@@ -208,7 +274,7 @@ func (c *Client) readLoop() {
 			if len(l.Args) > 1 {
 				text = l.Args[1]
 			}
-			c.fail(fmt.Errorf("%w by server: %s (%s)", ErrClosed, text, l.Args[0]))
+			c.fail(&ByeError{Reason: l.Args[0], Text: text})
 			c.events <- l
 		case l.IsEvent() || l.Tag == "":
 			c.events <- l
@@ -245,13 +311,14 @@ func (c *Client) fail(err error) {
 		c.err = err
 	}
 	c.mu.Unlock()
-	c.conn.Close()
+	c.raw.Close()
 }
 
 // keepalive pings a silent server and closes the connection when it does
-// not answer, so that a dead server is noticed within two intervals.
+// not answer: a dead server (or a cut network) is noticed at most
+// PingInterval*5/4 + PingTimeout after the last line it sent.
 func (c *Client) keepalive() {
-	t := time.NewTicker(c.opts.PingInterval / 2)
+	t := time.NewTicker(c.opts.PingInterval / 4)
 	defer t.Stop()
 	for {
 		select {
@@ -265,11 +332,11 @@ func (c *Client) keepalive() {
 		if idle < c.opts.PingInterval {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), c.opts.PingInterval)
+		ctx, cancel := context.WithTimeout(context.Background(), c.opts.PingTimeout)
 		_, err := c.Do(ctx, "PING", "keepalive")
 		cancel()
 		if err != nil && !isProtocolError(err) {
-			c.fail(fmt.Errorf("server not answering: %w", err))
+			c.fail(fmt.Errorf("%w (no answer to a PING within %s)", errNoPong, c.opts.PingTimeout))
 			return
 		}
 	}
@@ -292,6 +359,12 @@ func (c *Client) send(verb string, args ...string) error {
 // Go sends a request and calls fn with its reply, from the read loop (fn
 // must not block). Failure replies come with a *protocol.Error.
 func (c *Client) Go(verb string, args []string, fn func(Reply, error)) error {
+	return c.goID(verb, "", false, args, fn)
+}
+
+// goID is Go with the client's own id for the request (MSG id=<cid>, or
+// resend=<cid> when resend; "" for none).
+func (c *Client) goID(verb, cid string, resend bool, args []string, fn func(Reply, error)) error {
 	c.mu.Lock()
 	if c.pending == nil {
 		err := c.err
@@ -300,7 +373,7 @@ func (c *Client) Go(verb string, args []string, fn func(Reply, error)) error {
 	}
 	c.seq++
 	tag := "c" + strconv.FormatUint(c.seq, 36)
-	b, err := protocol.AppendCommand(nil, tag, verb, args...)
+	b, err := protocol.AppendCommandID(nil, tag, verb, cid, resend, args...)
 	if err != nil {
 		c.mu.Unlock()
 		return err

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"qchat/modes/internal/fakeserver"
 	"qchat/protocol"
 	"qchat/xfer"
 )
@@ -40,9 +41,9 @@ func TestDialRefusesNonQchat(t *testing.T) {
 		{"421 shutting down", "421", protocol.CodeUnavailable},
 		{"\x1b[2J220 evil", "not a qchat server", 0},
 	} {
-		s := newFakeServer(t, tc.greeting)
-		ctx, cancel := context.WithTimeout(context.Background(), guard)
-		c, err := Dial(ctx, s.addr(), Options{})
+		s := fakeserver.New(t, tc.greeting)
+		ctx, cancel := context.WithTimeout(context.Background(), fakeserver.Guard)
+		c, err := Dial(ctx, s.Addr(), Options{NoTLS: true})
 		cancel()
 		if err == nil {
 			c.Close()
@@ -63,15 +64,15 @@ func TestDialRefusesNonQchat(t *testing.T) {
 }
 
 func TestDialServerClosesWithoutGreeting(t *testing.T) {
-	s := newFakeServer(t, "")
+	s := fakeserver.New(t, "")
 	go func() {
-		if sc, ok := <-s.conns; ok {
-			sc.c.Close()
+		if sc, ok := <-s.Conns(); ok {
+			sc.Close()
 		}
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	ctx, cancel := context.WithTimeout(context.Background(), fakeserver.Guard)
 	defer cancel()
-	if c, err := Dial(ctx, s.addr(), Options{}); err == nil {
+	if c, err := Dial(ctx, s.Addr(), Options{NoTLS: true}); err == nil {
 		c.Close()
 		t.Fatal("Dial worked without a greeting")
 	} else if !strings.Contains(err.Error(), "no greeting") {
@@ -81,24 +82,24 @@ func TestDialServerClosesWithoutGreeting(t *testing.T) {
 
 func TestLogin(t *testing.T) {
 	c, sc := dialFake(t)
-	done := async(func() error {
+	done := fakeserver.Async(func() error {
 		u, err := c.Login(context.Background(), "alice", "pass word")
 		if err == nil && u != (User{1000, "alice"}) {
 			t.Errorf("Login = %+v", u)
 		}
 		return err
 	})
-	cmd := sc.expect(t, "USER")
+	cmd := sc.Expect(t, "USER")
 	if cmd.Tag == "" || !slices.Equal(cmd.Args, []string{"alice"}) {
 		t.Errorf("USER request %+v", cmd)
 	}
-	sc.reply(t, cmd.Tag, "331 password required")
-	cmd = sc.expect(t, "PASS")
+	sc.Reply(t, cmd.Tag, "331 password required")
+	cmd = sc.Expect(t, "PASS")
 	if cmd.Tag == "" || !slices.Equal(cmd.Args, []string{"pass word"}) {
 		t.Errorf("PASS request %+v", cmd)
 	}
-	sc.reply(t, cmd.Tag, "230 1000 alice")
-	if err := await(t, done); err != nil {
+	sc.Reply(t, cmd.Tag, "230 1000 alice")
+	if err := fakeserver.Await(t, done); err != nil {
 		t.Fatal(err)
 	}
 	if c.Me() != (User{1000, "alice"}) {
@@ -112,12 +113,12 @@ func TestLogin(t *testing.T) {
 
 func TestLoginIncorrect(t *testing.T) {
 	c, sc := dialFake(t)
-	done := async(func() error { _, err := c.Login(context.Background(), "alice", "wrong"); return err })
-	cmd := sc.expect(t, "USER")
-	sc.reply(t, cmd.Tag, "331 password required")
-	cmd = sc.expect(t, "PASS")
-	sc.reply(t, cmd.Tag, "535 login incorrect")
-	err := await(t, done)
+	done := fakeserver.Async(func() error { _, err := c.Login(context.Background(), "alice", "wrong"); return err })
+	cmd := sc.Expect(t, "USER")
+	sc.Reply(t, cmd.Tag, "331 password required")
+	cmd = sc.Expect(t, "PASS")
+	sc.Reply(t, cmd.Tag, "535 login incorrect")
+	err := fakeserver.Await(t, done)
 	var pe *protocol.Error
 	if !errors.As(err, &pe) || pe.Code != protocol.CodeLoginFailed {
 		t.Fatalf("Login error %v, want a 535", err)
@@ -135,17 +136,17 @@ func TestRepliesByTagEventsApart(t *testing.T) {
 		r   Reply
 		err error
 	}
-	list := async(func() result { r, err := c.Do(context.Background(), "LIST"); return result{r, err} })
-	l1 := sc.expect(t, "LIST")
-	info := async(func() result { r, err := c.Do(context.Background(), "INFO", "bob"); return result{r, err} })
-	l2 := sc.expect(t, "INFO")
+	list := fakeserver.Async(func() result { r, err := c.Do(context.Background(), "LIST"); return result{r, err} })
+	l1 := sc.Expect(t, "LIST")
+	info := fakeserver.Async(func() result { r, err := c.Do(context.Background(), "INFO", "bob"); return result{r, err} })
+	l2 := sc.Expect(t, "INFO")
 	if l1.Tag == "" || l2.Tag == "" || l1.Tag == l2.Tag {
 		t.Fatalf("tags %q and %q: want two different tags", l1.Tag, l2.Tag)
 	}
 	// The INFO reply first, interleaved with the LIST reply and events.
-	sc.send(t,
+	sc.Send(t,
 		"@"+l2.Tag+" 211-id 1001",
-		"MSG 7 1001 bob "+wireTime+" 210 not a reply",
+		"MSG 7 1001 bob "+fakeserver.WireTime+" 210 not a reply",
 		"@"+l1.Tag+" 210-1001 bob online",
 		"PRESENCE 1002 carol online",
 		"@"+l2.Tag+" 211-nick bob",
@@ -154,13 +155,13 @@ func TestRepliesByTagEventsApart(t *testing.T) {
 		"@"+l2.Tag+" 211 end",
 		"@"+l1.Tag+" 210-1002 carol away out for lunch",
 		"@"+l1.Tag+" 210 2 online",
-		"NUDGE 1001 bob "+wireTime,
+		"NUDGE 1001 bob "+fakeserver.WireTime,
 	)
-	ri := await(t, info)
+	ri := fakeserver.Await(t, info)
 	if ri.err != nil || ri.r.Code != 211 || ri.r.Text != "end" || !slices.Equal(ri.r.Lines, []string{"id 1001", "nick bob"}) {
 		t.Errorf("INFO reply %+v, %v", ri.r, ri.err)
 	}
-	rl := await(t, list)
+	rl := fakeserver.Await(t, list)
 	if rl.err != nil || rl.r.Code != 210 || rl.r.Text != "2 online" ||
 		!slices.Equal(rl.r.Lines, []string{"1001 bob online", "1002 carol away out for lunch"}) {
 		t.Errorf("LIST reply %+v, %v", rl.r, rl.err)
@@ -184,10 +185,10 @@ func TestRepliesByTagEventsApart(t *testing.T) {
 
 func TestFailureRepliesAreProtocolErrors(t *testing.T) {
 	c, sc := dialFake(t)
-	done := async(func() error { _, err := c.Do(context.Background(), "INFO", "nobody"); return err })
-	cmd := sc.expect(t, "INFO")
-	sc.reply(t, cmd.Tag, "550 no such user nobody")
-	err := await(t, done)
+	done := fakeserver.Async(func() error { _, err := c.Do(context.Background(), "INFO", "nobody"); return err })
+	cmd := sc.Expect(t, "INFO")
+	sc.Reply(t, cmd.Tag, "550 no such user nobody")
+	err := fakeserver.Await(t, done)
 	var pe *protocol.Error
 	if !errors.As(err, &pe) || pe.Code != 550 || pe.Text != "no such user nobody" {
 		t.Errorf("error %#v, want 550", err)
@@ -212,18 +213,18 @@ func TestDoRefusesWhatCannotGoOnTheWire(t *testing.T) {
 		}
 	}
 	// Nothing of them reached the server: the next line is the PING.
-	done := async(func() error { _, err := c.Do(context.Background(), "PING", "x"); return err })
-	cmd := sc.expect(t, "PING")
-	sc.reply(t, cmd.Tag, "200 pong x")
-	if err := await(t, done); err != nil {
+	done := fakeserver.Async(func() error { _, err := c.Do(context.Background(), "PING", "x"); return err })
+	cmd := sc.Expect(t, "PING")
+	sc.Reply(t, cmd.Tag, "200 pong x")
+	if err := fakeserver.Await(t, done); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestPingIsAnsweredNotPassedOn(t *testing.T) {
 	c, sc := dialFake(t)
-	sc.send(t, "PING tok123", "PRESENCE 1001 bob online")
-	if got := sc.next(t); got != "PONG tok123" {
+	sc.Send(t, "PING tok123", "PRESENCE 1001 bob online")
+	if got := sc.Next(t); got != "PONG tok123" {
 		t.Errorf("client answered %q, want PONG tok123", got)
 	}
 	if l := nextEvent(t, c); l.Kind != "PRESENCE" {
@@ -233,7 +234,7 @@ func TestPingIsAnsweredNotPassedOn(t *testing.T) {
 
 func TestSkipsLinesItCannotRead(t *testing.T) {
 	c, sc := dialFake(t)
-	sc.send(t,
+	sc.Send(t,
 		"@bad!tag 200 x",
 		"not an event",
 		"PING",
@@ -252,15 +253,15 @@ func TestSkipsLinesItCannotRead(t *testing.T) {
 
 func TestByeEndsTheConnection(t *testing.T) {
 	c, sc := dialFake(t)
-	pending := async(func() error { _, err := c.Do(context.Background(), "LIST"); return err })
-	sc.expect(t, "LIST")
-	sc.send(t, "BYE takeover logged in from another place")
-	sc.c.Close()
+	pending := fakeserver.Async(func() error { _, err := c.Do(context.Background(), "LIST"); return err })
+	sc.Expect(t, "LIST")
+	sc.Send(t, "BYE takeover logged in from another place")
+	sc.Close()
 	l := nextEvent(t, c)
 	if l.Kind != "BYE" || l.Args[0] != "takeover" {
 		t.Errorf("event %+v, want the BYE", l)
 	}
-	if err := await(t, pending); err == nil {
+	if err := fakeserver.Await(t, pending); err == nil {
 		t.Error("the pending request got no error")
 	}
 	select {
@@ -268,7 +269,7 @@ func TestByeEndsTheConnection(t *testing.T) {
 		if ok {
 			t.Error("more events after BYE")
 		}
-	case <-time.After(guard):
+	case <-time.After(fakeserver.Guard):
 		t.Fatal("event stream not closed")
 	}
 	<-c.Done()
@@ -285,17 +286,17 @@ func TestByeEndsTheConnection(t *testing.T) {
 func TestLateReplyIsDropped(t *testing.T) {
 	c, sc := dialFake(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	first := async(func() error { _, err := c.Do(ctx, "INFO", "bob"); return err })
-	old := sc.expect(t, "INFO")
+	first := fakeserver.Async(func() error { _, err := c.Do(ctx, "INFO", "bob"); return err })
+	old := sc.Expect(t, "INFO")
 	cancel()
-	if err := await(t, first); !errors.Is(err, context.Canceled) {
+	if err := fakeserver.Await(t, first); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled Do: %v", err)
 	}
-	second := async(func() string { r, _ := c.Do(context.Background(), "PING", "p"); return r.Text })
-	cmd := sc.expect(t, "PING")
-	sc.send(t, "@"+old.Tag+" 211 end", "PRESENCE 1001 bob online")
-	sc.reply(t, cmd.Tag, "200 pong p")
-	if got := await(t, second); got != "pong p" {
+	second := fakeserver.Async(func() string { r, _ := c.Do(context.Background(), "PING", "p"); return r.Text })
+	cmd := sc.Expect(t, "PING")
+	sc.Send(t, "@"+old.Tag+" 211 end", "PRESENCE 1001 bob online")
+	sc.Reply(t, cmd.Tag, "200 pong p")
+	if got := fakeserver.Await(t, second); got != "pong p" {
 		t.Errorf("PING reply %q", got)
 	}
 	if l := nextEvent(t, c); l.Kind != "PRESENCE" {
@@ -307,9 +308,9 @@ func TestDoTimesOut(t *testing.T) {
 	c, sc := dialFake(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	done := async(func() error { _, err := c.Do(ctx, "LIST"); return err })
-	sc.expect(t, "LIST")
-	if err := await(t, done); err == nil || !strings.Contains(err.Error(), "no answer") {
+	done := fakeserver.Async(func() error { _, err := c.Do(ctx, "LIST"); return err })
+	sc.Expect(t, "LIST")
+	if err := fakeserver.Await(t, done); err == nil || !strings.Contains(err.Error(), "no answer") {
 		t.Errorf("error %v, want no answer in time", err)
 	}
 }
@@ -325,17 +326,17 @@ func TestSend(t *testing.T) {
 		to, text, reply string
 		want            Sent
 	}{
-		{"bob", "hello  there", "250 7 stored 1001 " + wireTime, Sent{ID: 7, Status: "stored", To: 1001}},
-		{"1001", ansi, "250 8 delivered 1001 " + wireTime, Sent{ID: 8, Status: "delivered", To: 1001}},
-		{"#dev", "to the group", "250 9 delivered #dev " + wireTime, Sent{ID: 9, Status: "delivered", Group: "#dev"}},
+		{"bob", "hello  there", "250 7 stored 1001 " + fakeserver.WireTime, Sent{ID: 7, Status: "stored", To: 1001}},
+		{"1001", ansi, "250 8 delivered 1001 " + fakeserver.WireTime, Sent{ID: 8, Status: "delivered", To: 1001}},
+		{"#dev", "to the group", "250 9 delivered #dev " + fakeserver.WireTime, Sent{ID: 9, Status: "delivered", Group: "#dev"}},
 	} {
-		done := async(func() result { s, err := c.Send(context.Background(), tc.to, tc.text); return result{s, err} })
-		cmd := sc.expect(t, "MSG")
+		done := fakeserver.Async(func() result { s, err := c.Send(context.Background(), tc.to, tc.text); return result{s, err} })
+		cmd := sc.Expect(t, "MSG")
 		if !slices.Equal(cmd.Args, []string{tc.to, tc.text}) {
 			t.Errorf("MSG args %q, want %q", cmd.Args, []string{tc.to, tc.text})
 		}
-		sc.reply(t, cmd.Tag, tc.reply)
-		r := await(t, done)
+		sc.Reply(t, cmd.Tag, tc.reply)
+		r := fakeserver.Await(t, done)
 		r.s.Time = time.Time{}
 		if r.err != nil || r.s != tc.want {
 			t.Errorf("Send(%q) = %+v, %v; want %+v", tc.to, r.s, r.err, tc.want)
@@ -358,20 +359,20 @@ func TestSend(t *testing.T) {
 	}
 	// A message of exactly the limit goes.
 	text := strings.Repeat("é", protocol.MaxText/2)
-	done := async(func() error { _, err := c.Send(context.Background(), "bob", text); return err })
-	cmd := sc.expect(t, "MSG")
+	done := fakeserver.Async(func() error { _, err := c.Send(context.Background(), "bob", text); return err })
+	cmd := sc.Expect(t, "MSG")
 	if cmd.Args[1] != text {
 		t.Error("the longest text arrived changed")
 	}
-	sc.reply(t, cmd.Tag, "552 text too long")
-	if err := await(t, done); err == nil {
+	sc.Reply(t, cmd.Tag, "552 text too long")
+	if err := fakeserver.Await(t, done); err == nil {
 		t.Error("a 552 reply gave no error")
 	}
 	// A reply that is no 250 text is an error, not a zero Sent.
-	done = async(func() error { _, err := c.Send(context.Background(), "bob", "x"); return err })
-	cmd = sc.expect(t, "MSG")
-	sc.reply(t, cmd.Tag, "250 ok")
-	if err := await(t, done); err == nil {
+	done = fakeserver.Async(func() error { _, err := c.Send(context.Background(), "bob", "x"); return err })
+	cmd = sc.Expect(t, "MSG")
+	sc.Reply(t, cmd.Tag, "250 ok")
+	if err := fakeserver.Await(t, done); err == nil {
 		t.Error("a malformed 250 gave no error")
 	}
 }
@@ -389,10 +390,10 @@ func TestSendAsync(t *testing.T) {
 	if err := c.SendAsync("bob", "two", func(s Sent, err error) { ch <- result{s, err} }); err != nil {
 		t.Fatal(err)
 	}
-	one, two := sc.expect(t, "MSG"), sc.expect(t, "MSG")
-	sc.reply(t, two.Tag, "450 bob's queue is full")
-	sc.reply(t, one.Tag, "250 7 stored 1001 "+wireTime)
-	r2, r1 := await(t, ch), await(t, ch)
+	one, two := sc.Expect(t, "MSG"), sc.Expect(t, "MSG")
+	sc.Reply(t, two.Tag, "450 bob's queue is full")
+	sc.Reply(t, one.Tag, "250 7 stored 1001 "+fakeserver.WireTime)
+	r2, r1 := fakeserver.Await(t, ch), fakeserver.Await(t, ch)
 	if r2.err == nil || r1.err != nil || r1.s.ID != 7 {
 		t.Errorf("results %+v, %+v: want the 450 first, then 250 7", r2, r1)
 	}
@@ -406,7 +407,7 @@ func TestAckLines(t *testing.T) {
 	if err := c.Ack(7); err != nil {
 		t.Fatal(err)
 	}
-	if got := sc.next(t); got != "ACK 7" {
+	if got := sc.Next(t); got != "ACK 7" {
 		t.Errorf("wrote %q, want ACK 7", got)
 	}
 	ids := make([]int64, 1025)
@@ -418,7 +419,7 @@ func TestAckLines(t *testing.T) {
 	}
 	var got []int64
 	for range 3 {
-		cmd := sc.expect(t, "ACK")
+		cmd := sc.Expect(t, "ACK")
 		if cmd.Tag != "" {
 			t.Errorf("ACK with a tag %q: it has no reply", cmd.Tag)
 		}
@@ -441,15 +442,15 @@ func TestAckLines(t *testing.T) {
 
 func TestUsersAndInfo(t *testing.T) {
 	c, sc := dialFake(t)
-	done := async(func() []Presence {
+	done := fakeserver.Async(func() []Presence {
 		ps, err := c.List(context.Background())
 		if err != nil {
 			t.Error(err)
 		}
 		return ps
 	})
-	cmd := sc.expect(t, "LIST")
-	sc.reply(t, cmd.Tag,
+	cmd := sc.Expect(t, "LIST")
+	sc.Reply(t, cmd.Tag,
 		"210-1001 bob online",
 		"210-1002 carol away out for  lunch",
 		"210-garbage",
@@ -460,20 +461,20 @@ func TestUsersAndInfo(t *testing.T) {
 		{User: User{1001, "bob"}, State: "online"},
 		{User: User{1002, "carol"}, State: "away", Status: "out for  lunch"},
 	}
-	if got := await(t, done); !slices.Equal(got, want) {
+	if got := fakeserver.Await(t, done); !slices.Equal(got, want) {
 		t.Errorf("List = %+v, want %+v", got, want)
 	}
-	info := async(func() [][2]string {
+	info := fakeserver.Async(func() [][2]string {
 		kv, err := c.Info(context.Background(), "bob")
 		if err != nil {
 			t.Error(err)
 		}
 		return kv
 	})
-	cmd = sc.expect(t, "INFO")
-	sc.reply(t, cmd.Tag, "211-id 1001", "211-nick bob", "211-status at work today", "211-friend", "211 end")
+	cmd = sc.Expect(t, "INFO")
+	sc.Reply(t, cmd.Tag, "211-id 1001", "211-nick bob", "211-status at work today", "211-friend", "211 end")
 	wantKV := [][2]string{{"id", "1001"}, {"nick", "bob"}, {"status", "at work today"}, {"friend", ""}}
-	if got := await(t, info); !slices.Equal(got, wantKV) {
+	if got := fakeserver.Await(t, info); !slices.Equal(got, wantKV) {
 		t.Errorf("Info = %q, want %q", got, wantKV)
 	}
 }
@@ -492,19 +493,19 @@ func TestRegisterChecksFirst(t *testing.T) {
 			t.Errorf("Register(%q, %q) worked", tc.nick, tc.pw)
 		}
 	}
-	done := async(func() User {
+	done := fakeserver.Async(func() User {
 		u, err := c.Register(context.Background(), "小明", "a b")
 		if err != nil {
 			t.Error(err)
 		}
 		return u
 	})
-	cmd := sc.expect(t, "REG")
+	cmd := sc.Expect(t, "REG")
 	if !slices.Equal(cmd.Args, []string{"小明", "a b"}) {
 		t.Errorf("REG args %q", cmd.Args)
 	}
-	sc.reply(t, cmd.Tag, "201 1003 小明")
-	if u := await(t, done); u != (User{1003, "小明"}) {
+	sc.Reply(t, cmd.Tag, "201 1003 小明")
+	if u := fakeserver.Await(t, done); u != (User{1003, "小明"}) {
 		t.Errorf("Register = %+v", u)
 	}
 	if c.Me() != (User{}) {
@@ -518,15 +519,15 @@ func TestOfferChat(t *testing.T) {
 		t   xfer.Ticket
 		err error
 	}
-	done := async(func() result { tk, err := c.Offer(context.Background(), "bob", "chat", nil); return result{tk, err} })
-	cmd := sc.expect(t, "CHAT")
+	done := fakeserver.Async(func() result { tk, err := c.Offer(context.Background(), "bob", "chat", nil); return result{tk, err} })
+	cmd := sc.Expect(t, "CHAT")
 	if !slices.Equal(cmd.Args, []string{"bob"}) || cmd.Tag == "" {
 		t.Errorf("CHAT request %+v", cmd)
 	}
 	// The ticket comes once the other side answers; events may come before.
-	sc.send(t, "PRESENCE 1001 bob away")
-	sc.reply(t, cmd.Tag, "260 3kq7xw2m0a9d5f1h8j4n6p2r0t 1001 192.0.2.7:5000 2026-11-22T10:02:00.000Z")
-	r := await(t, done)
+	sc.Send(t, "PRESENCE 1001 bob away")
+	sc.Reply(t, cmd.Tag, "260 3kq7xw2m0a9d5f1h8j4n6p2r0t 1001 192.0.2.7:5000 2026-11-22T10:02:00.000Z SHA256:gbY32PzSxtpjWeaWMROhFw3nleS3JbhNHgtM/Z7FjOk s3cr3t")
+	r := fakeserver.Await(t, done)
 	want := xfer.Ticket{ID: "3kq7xw2m0a9d5f1h8j4n6p2r0t", Purpose: "chat", Peer: 1001, PeerAddr: "192.0.2.7:5000",
 		Expires: time.Date(2026, 11, 22, 10, 2, 0, 0, time.UTC), Offerer: true}
 	if r.err != nil || r.t.ID != want.ID || r.t.Purpose != want.Purpose || r.t.Peer != want.Peer ||
@@ -546,10 +547,10 @@ func TestOfferChat(t *testing.T) {
 		{"453 1001 is not online", protocol.CodeOffline},
 		{"260 garbage", 0},
 	} {
-		done := async(func() result { tk, err := c.Offer(context.Background(), "bob", "chat", nil); return result{tk, err} })
-		cmd := sc.expect(t, "CHAT")
-		sc.reply(t, cmd.Tag, tc.reply)
-		r := await(t, done)
+		done := fakeserver.Async(func() result { tk, err := c.Offer(context.Background(), "bob", "chat", nil); return result{tk, err} })
+		cmd := sc.Expect(t, "CHAT")
+		sc.Reply(t, cmd.Tag, tc.reply)
+		r := fakeserver.Await(t, done)
 		if r.err == nil {
 			t.Errorf("reply %q: no error", tc.reply)
 			continue
@@ -589,17 +590,17 @@ func TestOfferFileSummary(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		done := async(func() error { _, err := c.Offer(context.Background(), "bob", "file", o); return err })
-		raw := sc.next(t)
-		if terminalUnsafe(raw) != "" {
+		done := fakeserver.Async(func() error { _, err := c.Offer(context.Background(), "bob", "file", o); return err })
+		raw := sc.Next(t)
+		if fakeserver.TerminalUnsafe(raw) != "" {
 			t.Errorf("FILE line %q holds control characters", raw)
 		}
 		cmd, err := protocol.ParseCommand([]byte(raw))
 		if err != nil || cmd.Verb != "FILE" || !slices.Equal(cmd.Args, tc.args) {
 			t.Errorf("wrote %q (%v), want FILE %q", raw, err, tc.args)
 		}
-		sc.reply(t, cmd.Tag, "551 refused")
-		if err := await(t, done); err == nil {
+		sc.Reply(t, cmd.Tag, "551 refused")
+		if err := fakeserver.Await(t, done); err == nil {
 			t.Error("a refused offer gave no error")
 		}
 	}
@@ -612,32 +613,32 @@ func TestAnswer(t *testing.T) {
 		t   xfer.Ticket
 		err error
 	}
-	done := async(func() result { tk, err := c.Answer(context.Background(), true, o); return result{tk, err} })
-	cmd := sc.expect(t, "ACCEPT")
+	done := fakeserver.Async(func() result { tk, err := c.Answer(context.Background(), true, o); return result{tk, err} })
+	cmd := sc.Expect(t, "ACCEPT")
 	if !slices.Equal(cmd.Args, []string{"file", o.Ticket}) {
 		t.Errorf("ACCEPT args %q", cmd.Args)
 	}
-	sc.reply(t, cmd.Tag, "260 "+o.Ticket+" 1001 192.0.2.7:5000 2026-11-22T10:02:00.000Z")
-	r := await(t, done)
+	sc.Reply(t, cmd.Tag, "260 "+o.Ticket+" 1001 192.0.2.7:5000 2026-11-22T10:02:00.000Z SHA256:gbY32PzSxtpjWeaWMROhFw3nleS3JbhNHgtM/Z7FjOk s3cr3t")
+	r := fakeserver.Await(t, done)
 	if r.err != nil || r.t.ID != o.Ticket || r.t.Peer != 1001 || r.t.Purpose != "file" || r.t.Offerer {
 		t.Errorf("Answer(accept) = %+v, %v", r.t, r.err)
 	}
 
 	o.Purpose = "chat"
-	done = async(func() result { tk, err := c.Answer(context.Background(), false, o); return result{tk, err} })
-	cmd = sc.expect(t, "REJECT")
+	done = fakeserver.Async(func() result { tk, err := c.Answer(context.Background(), false, o); return result{tk, err} })
+	cmd = sc.Expect(t, "REJECT")
 	if !slices.Equal(cmd.Args, []string{"chat", o.Ticket}) {
 		t.Errorf("REJECT args %q", cmd.Args)
 	}
-	sc.reply(t, cmd.Tag, "200 refused the chat from 1001")
-	if r := await(t, done); r.err != nil || r.t.ID != "" {
+	sc.Reply(t, cmd.Tag, "200 refused the chat from 1001")
+	if r := fakeserver.Await(t, done); r.err != nil || r.t.ID != "" {
 		t.Errorf("Answer(reject) = %+v, %v", r.t, r.err)
 	}
 
-	done = async(func() result { tk, err := c.Answer(context.Background(), true, o); return result{tk, err} })
-	cmd = sc.expect(t, "ACCEPT")
-	sc.reply(t, cmd.Tag, "503 no such offer waits for you")
-	if r := await(t, done); r.err == nil {
+	done = fakeserver.Async(func() result { tk, err := c.Answer(context.Background(), true, o); return result{tk, err} })
+	cmd = sc.Expect(t, "ACCEPT")
+	sc.Reply(t, cmd.Tag, "503 no such offer waits for you")
+	if r := fakeserver.Await(t, done); r.err == nil {
 		t.Error("a 503 gave no error")
 	}
 	// A hostile ticket cannot smuggle a second request onto the line.
@@ -649,11 +650,11 @@ func TestAnswer(t *testing.T) {
 
 func TestQuit(t *testing.T) {
 	c, sc := dialFake(t)
-	done := async(func() error { return c.Quit(context.Background()) })
-	cmd := sc.expect(t, "QUIT")
-	sc.reply(t, cmd.Tag, "221 bye")
-	sc.eof(t) // the client hangs up itself
-	if err := await(t, done); err != nil {
+	done := fakeserver.Async(func() error { return c.Quit(context.Background()) })
+	cmd := sc.Expect(t, "QUIT")
+	sc.Reply(t, cmd.Tag, "221 bye")
+	sc.EOF(t) // the client hangs up itself
+	if err := fakeserver.Await(t, done); err != nil {
 		t.Errorf("Quit: %v", err)
 	}
 	<-c.Done()
@@ -665,13 +666,13 @@ func TestQuit(t *testing.T) {
 func TestCloseEndsEvents(t *testing.T) {
 	c, sc := dialFake(t)
 	c.Close()
-	sc.eof(t)
+	sc.EOF(t)
 	select {
 	case _, ok := <-c.Events():
 		if ok {
 			t.Error("an event after Close")
 		}
-	case <-time.After(guard):
+	case <-time.After(fakeserver.Guard):
 		t.Fatal("Events not closed by Close")
 	}
 	if _, err := c.Do(context.Background(), "LIST"); !errors.Is(err, ErrClosed) {
@@ -682,24 +683,24 @@ func TestCloseEndsEvents(t *testing.T) {
 // A silent server is pinged; one that does not answer is given up, and
 // the event stream ends with why.
 func TestKeepalive(t *testing.T) {
-	s := newFakeServer(t, "220 test qchat/1 ready")
-	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	s := fakeserver.New(t, fakeserver.Greeting)
+	ctx, cancel := context.WithTimeout(context.Background(), fakeserver.Guard)
 	defer cancel()
-	c, err := Dial(ctx, s.addr(), Options{PingInterval: 40 * time.Millisecond})
+	c, err := Dial(ctx, s.Addr(), Options{PingInterval: 40 * time.Millisecond, NoTLS: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	sc := s.accept(t)
-	cmd := sc.expect(t, "PING")
+	sc := s.Accept(t)
+	cmd := sc.Expect(t, "PING")
 	if !slices.Equal(cmd.Args, []string{"keepalive"}) || cmd.Tag == "" {
 		t.Errorf("keepalive request %+v", cmd)
 	}
-	sc.reply(t, cmd.Tag, "200 pong keepalive")
-	sc.expect(t, "PING") // silent again: pinged again; this one is not answered
+	sc.Reply(t, cmd.Tag, "200 pong keepalive")
+	sc.Expect(t, "PING") // silent again: pinged again; this one is not answered
 	select {
 	case <-c.Done():
-	case <-time.After(guard):
+	case <-time.After(fakeserver.Guard):
 		t.Fatal("a server that does not answer was not given up")
 	}
 	if err := c.Err(); err == nil || !strings.Contains(err.Error(), "server not answering") {
@@ -724,18 +725,18 @@ func TestSendFilesRetriesUnderTheSameName(t *testing.T) {
 		r   xfer.SendResult
 		err error
 	}
-	done := async(func() result {
+	done := fakeserver.Async(func() result {
 		r, err := c.SendFiles(context.Background(), "bob", o, TransferOptions{Retries: 1, Note: func(s string) { notes = append(notes, s) }}, nil)
 		return result{r, err}
 	})
-	first := sc.expect(t, "FILE")
-	sc.reply(t, first.Tag, "260 tk1 1001 192.0.2.7:5000 2026-11-22T10:02:00.000Z")
-	second := sc.expect(t, "FILE")
+	first := sc.Expect(t, "FILE")
+	sc.Reply(t, first.Tag, "260 tk1 1001 192.0.2.7:5000 2026-11-22T10:02:00.000Z SHA256:gbY32PzSxtpjWeaWMROhFw3nleS3JbhNHgtM/Z7FjOk s3cr3t")
+	second := sc.Expect(t, "FILE")
 	if !slices.Equal(first.Args, []string{"bob", "2", "10", "2 files"}) || !slices.Equal(second.Args, first.Args) {
 		t.Errorf("offers %q then %q, want the same offer twice", first.Args, second.Args)
 	}
-	sc.reply(t, second.Tag, "551 refused by bob")
-	r := await(t, done)
+	sc.Reply(t, second.Tag, "551 refused by bob")
+	r := fakeserver.Await(t, done)
 	var pe *protocol.Error
 	if !errors.As(r.err, &pe) || pe.Code != protocol.CodeRefused {
 		t.Errorf("SendFiles error %v, want the refusal", r.err)
@@ -759,14 +760,14 @@ func TestSendFilesStopsWhenCancelled(t *testing.T) {
 	}
 	c, sc := dialFake(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := async(func() error {
+	done := fakeserver.Async(func() error {
 		// cancelled as the retry is announced: it must not wait out its backoff
 		_, err := c.SendFiles(ctx, "bob", o, TransferOptions{Note: func(string) { cancel() }}, nil)
 		return err
 	})
-	cmd := sc.expect(t, "FILE")
-	sc.reply(t, cmd.Tag, "260 tk1 1001 192.0.2.7:5000 2026-11-22T10:02:00.000Z")
-	if err := await(t, done); !errors.Is(err, context.Canceled) {
+	cmd := sc.Expect(t, "FILE")
+	sc.Reply(t, cmd.Tag, "260 tk1 1001 192.0.2.7:5000 2026-11-22T10:02:00.000Z SHA256:gbY32PzSxtpjWeaWMROhFw3nleS3JbhNHgtM/Z7FjOk s3cr3t")
+	if err := fakeserver.Await(t, done); !errors.Is(err, context.Canceled) {
 		t.Errorf("SendFiles = %v, want context.Canceled", err)
 	}
 }

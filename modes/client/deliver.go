@@ -11,12 +11,17 @@ type Recorder struct {
 	seen map[int64]struct{}
 }
 
+// Acker acknowledges messages: a Client or a Session.
+type Acker interface {
+	Ack(ids ...int64) error
+}
+
 // Receive handles a durable event (MSG, GMSG, REQUEST, NOTICE): a
 // duplicate is acknowledged and dropped; a new one is shown (show),
 // appended to history when it is a message, then acknowledged. It reports
 // whether it was new. Requests and notices are remembered in memory only:
 // after a crash one may show twice, which is harmless.
-func (r *Recorder) Receive(c *Client, m Message, show func(Message)) (bool, error) {
+func (r *Recorder) Receive(c Acker, m Message, show func(Message)) (bool, error) {
 	conv := m.Conversation()
 	dup := false
 	if r.Hist != nil && m.IsChat() {

@@ -94,7 +94,7 @@ func TestRecorderDedupe(t *testing.T) {
 				if isNew != st.isNew || shown != map[bool]int{true: 1, false: 0}[st.isNew] {
 					t.Errorf("step %d (%s %d): new %v, shown %d times; want new %v", i, st.m.Kind, st.m.ID, isNew, shown, st.isNew)
 				}
-				if got, want := sc.next(t), "ACK "+strconv.FormatInt(st.m.ID, 10); got != want {
+				if got, want := sc.Next(t), "ACK "+strconv.FormatInt(st.m.ID, 10); got != want {
 					t.Errorf("step %d: server read %q, want %q", i, got, want)
 				}
 			}
@@ -142,7 +142,7 @@ func TestRecorderAcksWhenHistoryFails(t *testing.T) {
 	if !isNew || !shown || err == nil {
 		t.Errorf("Receive = %v, %v (shown %v); want new, shown, and the history error", isNew, err, shown)
 	}
-	if got := sc.next(t); got != "ACK 7" {
+	if got := sc.Next(t); got != "ACK 7" {
 		t.Errorf("server read %q, want ACK 7", got)
 	}
 }

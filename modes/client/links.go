@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -130,19 +131,26 @@ func (c *Client) Answer(ctx context.Context, accept bool, o OfferEvent) (xfer.Ti
 	return parseTicket(r.Text, o.Purpose)
 }
 
-// parseTicket reads "<ticket> <peer-id> <peer-endpoint> <link-by>".
+// parseTicket reads "<ticket> <peer-id> <peer-endpoint> <link-by>
+// <peer-key> <relay-secret> [<endpoint>...]": the endpoints at the end
+// are the ones the peer announced (ENDPOINTS), dialed first.
 func parseTicket(text, purpose string) (xfer.Ticket, error) {
 	f := strings.Fields(text)
 	bad := fmt.Errorf("unexpected ticket reply %q", protocol.Clip(text, 80))
-	if len(f) != 4 {
+	if len(f) < 6 || len(f) > 6+maxPeerEndpoints {
 		return xfer.Ticket{}, bad
 	}
 	peer, ok := protocol.ParseID(f[1])
 	by, err := protocol.ParseTime(f[3])
-	if !ok || err != nil {
+	if !ok || err != nil || !protocol.ValidLinkKey(f[4]) {
 		return xfer.Ticket{}, bad
 	}
-	return xfer.Ticket{ID: f[0], Purpose: purpose, Peer: peer, PeerAddr: f[2], Expires: by}, nil
+	for _, ep := range f[6:] {
+		if _, err := netip.ParseAddrPort(ep); err != nil {
+			return xfer.Ticket{}, bad
+		}
+	}
+	return xfer.Ticket{ID: f[0], Purpose: purpose, Peer: peer, PeerAddr: f[2], PeerAddrs: f[6:], Expires: by, PeerKey: f[4], RelaySecret: f[5]}, nil
 }
 
 // Link connects the peer link of a ticket (direct, or through this
@@ -152,7 +160,45 @@ func (c *Client) Link(ctx context.Context, t xfer.Ticket, opts xfer.ConnectOptio
 		return nil, errors.New("no peer listener")
 	}
 	opts.Server = c.addr
+	opts.NAT = c.NAT()
 	return c.opts.Peer.Connect(ctx, t, opts)
+}
+
+// WatchMoves calls fn (on its own goroutine) when l moves to another
+// path while in use. The returned channel is closed once no move can
+// come any more: l moved, or its attempts to move are over (at the
+// latest when it is closed).
+func WatchMoves(l *xfer.Link, fn func(xfer.Route)) <-chan struct{} {
+	done := make(chan struct{})
+	moves := l.Moves()
+	if moves == nil {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		for r := range moves {
+			fn(r)
+		}
+	}()
+	return done
+}
+
+// maxPeerEndpoints bounds the endpoints a peer announces (ENDPOINTS).
+const maxPeerEndpoints = 4
+
+// NAT is the kind of NAT this client is behind, from the endpoint the
+// server sees of it (ENDPOINTS) and its own addresses and peer port:
+// xfer.NATNone, NATPortKept, NATPortChanged, or NATUnknown before the
+// server said.
+func (c *Client) NAT() string {
+	c.mu.Lock()
+	observed := c.observed
+	c.mu.Unlock()
+	if c.opts.Peer == nil {
+		return xfer.NATUnknown
+	}
+	return c.opts.Peer.NATKind(observed)
 }
 
 // TransferOptions tune SendFiles.
@@ -162,6 +208,10 @@ type TransferOptions struct {
 	Retries int   // further tries after a link failed or stalled (default 3)
 	// Note, when set, hears what happens: the path taken, retries.
 	Note func(string)
+	// Link and Moved, when set, hear of each link (instead of Note) and
+	// of its move to a direct connection while the files cross.
+	Link  func(*xfer.Link)
+	Moved func(xfer.Route)
 }
 
 // SendFiles offers o to who and sends it, retrying (with resume) when the
@@ -171,6 +221,21 @@ type TransferOptions struct {
 // every file; the error is the last failure (ErrRefused and protocol
 // errors end it at once).
 func (c *Client) SendFiles(ctx context.Context, who string, o *xfer.Offer, opts TransferOptions, m xfer.Meter) (xfer.SendResult, error) {
+	return sendFiles(ctx, c, who, o, opts, m)
+}
+
+// linker is what SendFiles needs: a Client, or a Session (which waits for
+// its connection to come back).
+type linker interface {
+	offer(ctx context.Context, purpose, verb string, args ...string) (xfer.Ticket, error)
+	Link(ctx context.Context, t xfer.Ticket, opts xfer.ConnectOptions) (*xfer.Link, error)
+	gone() bool // the connection to the server has ended for good
+}
+
+// gone reports whether the connection has ended.
+func (c *Client) gone() bool { return c.Err() != nil }
+
+func sendFiles(ctx context.Context, c linker, who string, o *xfer.Offer, opts TransferOptions, m xfer.Meter) (xfer.SendResult, error) {
 	if opts.Retries == 0 {
 		opts.Retries = 3
 	}
@@ -199,7 +264,7 @@ func (c *Client) SendFiles(ctx context.Context, who string, o *xfer.Offer, opts 
 	backoff := 500 * time.Millisecond
 	for try := 0; try <= opts.Retries; try++ {
 		if try > 0 {
-			note(fmt.Sprintf("retrying in %s (%d of %d): %v", backoff, try, opts.Retries, lastErr))
+			note(fmt.Sprintf("retrying in %s (%d of %d): %s", backoff, try, opts.Retries, causeText(lastErr)))
 			select {
 			case <-time.After(backoff):
 			case <-ctx.Done():
@@ -214,7 +279,7 @@ func (c *Client) SendFiles(ctx context.Context, who string, o *xfer.Offer, opts 
 			if errors.As(err, &pe) && !(try > 0 && pe.Code == protocol.CodeOffline) {
 				return result(), err // refused, timed out, no such user: final
 			}
-			if !errors.As(err, &pe) && c.Err() != nil {
+			if !errors.As(err, &pe) && c.gone() {
 				return result(), err // our connection to the server is gone
 			}
 			lastErr = err
@@ -222,16 +287,30 @@ func (c *Client) SendFiles(ctx context.Context, who string, o *xfer.Offer, opts 
 		}
 		link, err := c.Link(ctx, t, opts.Connect)
 		if err != nil {
-			if errors.Is(err, xfer.ErrRelayRefused) && opts.Connect.ForceRelay {
-				return result(), err // the only path we may take is closed
+			if errors.Is(err, xfer.ErrNoRelay) || errors.Is(err, xfer.ErrRelayRefused) && opts.Connect.ForceRelay {
+				// No direct path and no relay: the next try would end
+				// the same.
+				return result(), err
 			}
 			lastErr = err
 			continue
 		}
-		note("sending over a " + link.Path + " link (" + link.Via + ")")
-		path = link.Path
+		if opts.Link != nil {
+			opts.Link(link)
+		} else {
+			note("sending over a " + link.Path + " link (" + link.Via + ")")
+		}
+		watched := WatchMoves(link, func(r xfer.Route) {
+			if opts.Moved != nil {
+				opts.Moved(r)
+			} else {
+				note("now " + r.Path + " (" + r.Via + ")")
+			}
+		})
 		link.SetRate(opts.Rate)
 		res, err := xfer.Send(ctx, link, remaining, m)
+		<-watched
+		path = link.Route().Path
 		done := make(map[string]bool)
 		for _, f := range res.Files {
 			fr := final[f.Name]

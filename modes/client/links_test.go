@@ -1,13 +1,17 @@
 package client
 
 import (
+	"context"
 	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"qchat/modes/internal/fakeserver"
 	"qchat/protocol"
+	"qchat/xfer"
 )
 
 func TestParseOffer(t *testing.T) {
@@ -16,19 +20,19 @@ func TestParseOffer(t *testing.T) {
 		wire string
 		want OfferEvent
 	}{
-		{"OFFER abc 1000 alice " + wireTime + " file 3 1024 my photos/",
+		{"OFFER abc 1000 alice " + fakeserver.WireTime + " file 3 1024 my photos/",
 			OfferEvent{Ticket: "abc", From: 1000, FromNick: "alice", Time: at, Purpose: "file", Count: 3, Bytes: 1024, Name: "my photos/"}},
-		{"OFFER t1 1001 bob " + wireTime + " chat",
+		{"OFFER t1 1001 bob " + fakeserver.WireTime + " chat",
 			OfferEvent{Ticket: "t1", From: 1001, FromNick: "bob", Time: at, Purpose: "chat"}},
-		{"OFFER t2 1001 bob " + wireTime + " file 1 0 empty.txt",
+		{"OFFER t2 1001 bob " + fakeserver.WireTime + " file 1 0 empty.txt",
 			OfferEvent{Ticket: "t2", From: 1001, FromNick: "bob", Time: at, Purpose: "file", Count: 1, Bytes: 0, Name: "empty.txt"}},
 		// the name is the trailing argument: its inner spaces stay
-		{"OFFER t3 1001 bob " + wireTime + " file 12 31457280 two  spaces and more",
+		{"OFFER t3 1001 bob " + fakeserver.WireTime + " file 12 31457280 two  spaces and more",
 			OfferEvent{Ticket: "t3", From: 1001, FromNick: "bob", Time: at, Purpose: "file", Count: 12, Bytes: 31457280, Name: "two  spaces and more"}},
-		{"OFFER t4 1002 小明 " + wireTime + " file 2 9223372036854775807 2 files",
+		{"OFFER t4 1002 小明 " + fakeserver.WireTime + " file 2 9223372036854775807 2 files",
 			OfferEvent{Ticket: "t4", From: 1002, FromNick: "小明", Time: at, Purpose: "file", Count: 2, Bytes: math.MaxInt64, Name: "2 files"}},
 		// hostile text is kept as it came: escaping is the printer's job
-		{"OFFER t5 1001 bob " + wireTime + " file 1 5 \x1b[31mred\u202egpj.exe",
+		{"OFFER t5 1001 bob " + fakeserver.WireTime + " file 1 5 \x1b[31mred\u202egpj.exe",
 			OfferEvent{Ticket: "t5", From: 1001, FromNick: "bob", Time: at, Purpose: "file", Count: 1, Bytes: 5, Name: "\x1b[31mred\u202egpj.exe"}},
 		// any RFC 3339 time is read
 		{"OFFER t6 1001 bob 2026-11-22T11:00:00+01:00 chat",
@@ -53,27 +57,27 @@ func TestParseOfferMalformed(t *testing.T) {
 	// Lines a server (or a broken one) could send that parse as lines but
 	// are no offer.
 	for _, wire := range []string{
-		"OFFER abc bob alice " + wireTime + " chat",       // from is not an id
-		"OFFER abc 0 alice " + wireTime + " chat",         // ids are positive
-		"OFFER abc -1000 alice " + wireTime + " chat",     // no sign
-		"OFFER abc 1000 alice yesterday chat",             // not a time
-		"OFFER abc 1000 alice 2026-11-22 chat",            // a date is not a time
-		"OFFER abc 1000 alice " + wireTime + " voice",     // unknown purpose
-		"OFFER abc 1000 alice " + wireTime + " CHAT",      // purposes are lower case
-		"OFFER abc 1000 alice " + wireTime + " chat more", // a chat has no summary
-		"OFFER abc 1000 alice " + wireTime + " file",      // a file offer needs its summary
-		"OFFER abc 1000 alice " + wireTime + " file 3 1024",
-		"OFFER abc 1000 alice " + wireTime + " file 0 1024 none",
-		"OFFER abc 1000 alice " + wireTime + " file -1 1024 negative",
-		"OFFER abc 1000 alice " + wireTime + " file x 1024 x",
-		"OFFER abc 1000 alice " + wireTime + " file 99999999999999999999 1 huge",
-		"OFFER abc 1000 alice " + wireTime + " file 1 -1 negative size",
-		"OFFER abc 1000 alice " + wireTime + " file 1 1.5 fractional",
-		"OFFER abc 1000 alice " + wireTime + " file 1 99999999999999999999 too big",
-		"OFFER abc 1000 alice " + wireTime + " chat 1 2 3", // chat with a summary
+		"OFFER abc bob alice " + fakeserver.WireTime + " chat",       // from is not an id
+		"OFFER abc 0 alice " + fakeserver.WireTime + " chat",         // ids are positive
+		"OFFER abc -1000 alice " + fakeserver.WireTime + " chat",     // no sign
+		"OFFER abc 1000 alice yesterday chat",                        // not a time
+		"OFFER abc 1000 alice 2026-11-22 chat",                       // a date is not a time
+		"OFFER abc 1000 alice " + fakeserver.WireTime + " voice",     // unknown purpose
+		"OFFER abc 1000 alice " + fakeserver.WireTime + " CHAT",      // purposes are lower case
+		"OFFER abc 1000 alice " + fakeserver.WireTime + " chat more", // a chat has no summary
+		"OFFER abc 1000 alice " + fakeserver.WireTime + " file",      // a file offer needs its summary
+		"OFFER abc 1000 alice " + fakeserver.WireTime + " file 3 1024",
+		"OFFER abc 1000 alice " + fakeserver.WireTime + " file 0 1024 none",
+		"OFFER abc 1000 alice " + fakeserver.WireTime + " file -1 1024 negative",
+		"OFFER abc 1000 alice " + fakeserver.WireTime + " file x 1024 x",
+		"OFFER abc 1000 alice " + fakeserver.WireTime + " file 99999999999999999999 1 huge",
+		"OFFER abc 1000 alice " + fakeserver.WireTime + " file 1 -1 negative size",
+		"OFFER abc 1000 alice " + fakeserver.WireTime + " file 1 1.5 fractional",
+		"OFFER abc 1000 alice " + fakeserver.WireTime + " file 1 99999999999999999999 too big",
+		"OFFER abc 1000 alice " + fakeserver.WireTime + " chat 1 2 3", // chat with a summary
 		"CANCEL abc timeout",
 		"PRESENCE 1000 alice online",
-		"260 abc 1000 192.0.2.1:4000 " + wireTime, // the reply, not the event
+		"260 abc 1000 192.0.2.1:4000 " + fakeserver.WireTime, // the reply, not the event
 	} {
 		if o, err := ParseOffer(line(t, wire)); err == nil {
 			t.Errorf("ParseOffer(%q) = %+v, want an error", wire, o)
@@ -84,9 +88,9 @@ func TestParseOfferMalformed(t *testing.T) {
 	for _, l := range []protocol.Line{
 		{},
 		{Kind: "OFFER"},
-		{Kind: "OFFER", Args: []string{"abc", "1000", "alice", wireTime}},
-		{Kind: "OFFER", Args: []string{"abc", "1000", "alice", wireTime, "file", "1", "2", "x", "extra"}},
-		{Kind: "offer", Args: []string{"abc", "1000", "alice", wireTime, "chat"}},
+		{Kind: "OFFER", Args: []string{"abc", "1000", "alice", fakeserver.WireTime}},
+		{Kind: "OFFER", Args: []string{"abc", "1000", "alice", fakeserver.WireTime, "file", "1", "2", "x", "extra"}},
+		{Kind: "offer", Args: []string{"abc", "1000", "alice", fakeserver.WireTime, "chat"}},
 	} {
 		if o, err := ParseOffer(l); err == nil {
 			t.Errorf("ParseOffer(%+v) = %+v, want an error", l, o)
@@ -131,21 +135,27 @@ func TestParseCancel(t *testing.T) {
 func TestParseTicket(t *testing.T) {
 	by := time.Date(2026, 11, 22, 10, 2, 0, 0, time.UTC)
 	const ticket = "3kq7xw2m0a9d5f1h8j4n6p2r0t"
+	const key = "SHA256:gbY32PzSxtpjWeaWMROhFw3nleS3JbhNHgtM/Z7FjOk"
+	const secret = "r7kq2m0a9d5f1h8j4n6p2r0tzz"
 	for _, tc := range []struct {
 		text, purpose string
 		peer          int64
 		addr          string
+		more          string // the announced endpoints, joined
 	}{
-		{ticket + " 1001 192.0.2.1:4000 2026-11-22T10:02:00.000Z", "chat", 1001, "192.0.2.1:4000"},
-		{ticket + " 1002 [2001:db8::1]:50000 2026-11-22T10:02:00.000Z", "file", 1002, "[2001:db8::1]:50000"},
-		{ticket + "  1001   10.0.0.5:1  2026-11-22T10:02:00.000Z ", "file", 1001, "10.0.0.5:1"},
+		{ticket + " 1001 192.0.2.1:4000 2026-11-22T10:02:00.000Z " + key + " " + secret, "chat", 1001, "192.0.2.1:4000", ""},
+		{ticket + " 1002 [2001:db8::1]:50000 2026-11-22T10:02:00.000Z " + key + " " + secret, "file", 1002, "[2001:db8::1]:50000", ""},
+		{ticket + "  1001   10.0.0.5:1  2026-11-22T10:02:00.000Z  " + key + " " + secret + " ", "file", 1001, "10.0.0.5:1", ""},
+		{ticket + " 1001 192.0.2.1:4000 2026-11-22T10:02:00.000Z " + key + " " + secret + " [2001:db8:1::2]:4000 [2001:db8:2::9]:4000",
+			"chat", 1001, "192.0.2.1:4000", "[2001:db8:1::2]:4000 [2001:db8:2::9]:4000"},
 	} {
 		got, err := parseTicket(tc.text, tc.purpose)
 		if err != nil {
 			t.Errorf("parseTicket(%q): %v", tc.text, err)
 			continue
 		}
-		if got.ID != ticket || got.Purpose != tc.purpose || got.Peer != tc.peer || got.PeerAddr != tc.addr || !got.Expires.Equal(by) || got.Offerer {
+		if got.ID != ticket || got.Purpose != tc.purpose || got.Peer != tc.peer || got.PeerAddr != tc.addr || !got.Expires.Equal(by) || got.Offerer ||
+			got.PeerKey != key || got.RelaySecret != secret || strings.Join(got.PeerAddrs, " ") != tc.more {
 			t.Errorf("parseTicket(%q) = %+v", tc.text, got)
 		}
 	}
@@ -154,10 +164,16 @@ func TestParseTicket(t *testing.T) {
 		"",
 		ticket,
 		ticket + " 1001 192.0.2.1:4000",
-		ticket + " 1001 192.0.2.1:4000 " + wireTime + " extra",
-		ticket + " bob 192.0.2.1:4000 " + wireTime,
-		ticket + " 0 192.0.2.1:4000 " + wireTime,
+		ticket + " 1001 192.0.2.1:4000 " + fakeserver.WireTime + " extra",
+		ticket + " bob 192.0.2.1:4000 " + fakeserver.WireTime,
+		ticket + " 0 192.0.2.1:4000 " + fakeserver.WireTime,
 		ticket + " 1001 192.0.2.1:4000 soon",
+		ticket + " 1001 192.0.2.1:4000 " + fakeserver.WireTime,                           // no key: a server of before
+		ticket + " 1001 192.0.2.1:4000 " + fakeserver.WireTime + " - " + secret,          // a peer without a key
+		ticket + " 1001 192.0.2.1:4000 " + fakeserver.WireTime + " SHA256:abc " + secret, // not a fingerprint
+		ticket + " 1001 192.0.2.1:4000 " + fakeserver.WireTime + " " + key,               // no relay secret
+		ticket + " 1001 192.0.2.1:4000 " + fakeserver.WireTime + " " + key + " " + secret + " nonsense",
+		ticket + " 1001 192.0.2.1:4000 " + fakeserver.WireTime + " " + key + " " + secret + strings.Repeat(" [2001:db8::1]:1", 5),
 		"refused the chat from 1001",
 		long,
 	} {
@@ -234,7 +250,7 @@ func checkFileName(t *testing.T, in, got string) {
 	if protocol.Escape(got) != got {
 		t.Errorf("displayName(%.40q) = %.40q: holds characters the server refuses", in, got)
 	}
-	if why := terminalUnsafe(got); why != "" {
+	if why := fakeserver.TerminalUnsafe(got); why != "" {
 		t.Errorf("displayName(%.40q) = %.40q: %s", in, got, why)
 	}
 	if _, err := protocol.AppendCommand(nil, "c1", "FILE", "1001", "1", "0", got); err != nil {
@@ -362,5 +378,84 @@ func TestDirectIDConcurrent(t *testing.T) {
 			}
 			seen[id] = true
 		}
+	}
+}
+
+// TestLoginSendsLinkKey: a client with a peer listener tells the server
+// its link key right after login, so that its tickets carry it.
+func TestLoginSendsLinkKey(t *testing.T) {
+	peer, err := xfer.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	s := fakeserver.New(t, fakeserver.Greeting)
+	ctx, cancel := context.WithTimeout(context.Background(), fakeserver.Guard)
+	defer cancel()
+	c, err := Dial(ctx, s.Addr(), Options{Peer: peer, NoTLS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sc := s.Accept(t)
+	done := fakeserver.Async(func() error { _, err := c.Login(ctx, "alice", "pw"); return err })
+	sc.Reply(t, sc.Expect(t, "USER").Tag, "331 password required")
+	sc.Reply(t, sc.Expect(t, "PASS").Tag, "230 1000 alice")
+	if err := fakeserver.Await(t, done); err != nil {
+		t.Fatal(err)
+	}
+	cmd := sc.Expect(t, "LINKKEY")
+	if len(cmd.Args) != 1 || cmd.Args[0] != peer.Fingerprint() || !protocol.ValidLinkKey(cmd.Args[0]) {
+		t.Errorf("LINKKEY %q, want the peer's key %s", cmd.Args, peer.Fingerprint())
+	}
+}
+
+// TestLoginLearnsNAT: after login the client announces its IPv6
+// endpoints and learns from the reply what the server sees of it, which
+// tells its NAT.
+func TestLoginLearnsNAT(t *testing.T) {
+	peer, err := xfer.Listen("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	for _, tc := range []struct{ observed, want string }{
+		{"203.0.113.7:" + strconv.Itoa(peer.Port()), xfer.NATPortKept},
+		{"203.0.113.7:1", xfer.NATPortChanged},
+		{"127.0.0.1:1", xfer.NATNone}, // one of our own addresses
+	} {
+		s := fakeserver.New(t, fakeserver.Greeting)
+		ctx, cancel := context.WithTimeout(context.Background(), fakeserver.Guard)
+		c, err := Dial(ctx, s.Addr(), Options{Peer: peer, NoTLS: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.NAT(); got != xfer.NATUnknown {
+			t.Errorf("before login: NAT %q", got)
+		}
+		sc := s.Accept(t)
+		done := fakeserver.Async(func() error { _, err := c.Login(ctx, "alice", "pw"); return err })
+		sc.Reply(t, sc.Expect(t, "USER").Tag, "331 password required")
+		sc.Reply(t, sc.Expect(t, "PASS").Tag, "230 1000 alice")
+		if err := fakeserver.Await(t, done); err != nil {
+			t.Fatal(err)
+		}
+		sc.Reply(t, sc.Expect(t, "LINKKEY").Tag, "200 link key")
+		cmd := sc.Expect(t, "ENDPOINTS")
+		if want := peer.Endpoints6(); strings.Join(cmd.Args, " ") != strings.Join(want, " ") {
+			t.Errorf("ENDPOINTS %q, want %q", cmd.Args, want)
+		}
+		sc.Reply(t, cmd.Tag, "200 "+tc.observed)
+		// Replies are taken in order: once PING's is in, so is ENDPOINTS'.
+		done = fakeserver.Async(func() error { _, err := c.Do(ctx, "PING"); return err })
+		sc.Reply(t, sc.Expect(t, "PING").Tag, "200 pong")
+		if err := fakeserver.Await(t, done); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.NAT(); got != tc.want {
+			t.Errorf("observed %s: NAT %q, want %q", tc.observed, got, tc.want)
+		}
+		c.Close()
+		cancel()
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -34,21 +35,26 @@ func NewPrinter(w io.Writer, jsonOut bool) *Printer {
 }
 
 // Emit prints one record: obj as JSON, or plain (already safe) as text
-// lines. It returns what it printed, without the final line end.
+// lines. A JSON object without a time gets the time of now; nil is a
+// note (a line for people) under JSON. It returns what it printed,
+// without the final line end.
 func (p *Printer) Emit(obj any, plain string) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.JSON {
 		if obj == nil {
-			// A line for people (what is going on): a note for scripts.
-			obj = NoteRecord{Type: "note", Text: plain}
+			obj = &NoteRecord{Head: NewHead("note"), Text: plain}
+		}
+		if h, ok := obj.(header); ok && h.head().Time == "" {
+			h.head().Time = protocol.FormatTime(p.Now())
 		}
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		enc.SetEscapeHTML(false)
 		if err := enc.Encode(obj); err != nil {
 			buf.Reset()
-			fmt.Fprintf(&buf, "{\"type\":\"error\",\"error\":%q}\n", err.Error())
+			fmt.Fprintf(&buf, "{\"type\":\"error\",\"time\":%q,\"code\":%q,\"message\":%q}\n",
+				protocol.FormatTime(p.Now()), CodeFailed, err.Error())
 		}
 		b := protocol.SafeJSON(buf.Bytes())
 		p.w.Write(b)
@@ -64,86 +70,29 @@ func (p *Printer) Emit(obj any, plain string) string {
 	return plain
 }
 
-// JSON records. Field names are stable; PROTOCOL.md and the README list them.
-type (
-	MsgRecord struct {
-		Type     string `json:"type"` // "msg", or "gmsg" for a group message
-		ID       int64  `json:"id"`
-		From     int64  `json:"from"`
-		FromNick string `json:"from_nick"`
-		To       int64  `json:"to,omitempty"`
-		Group    string `json:"group,omitempty"` // "#name", for "gmsg"
-		Text     string `json:"text"`
-		Time     string `json:"time"`
+// Name shows a user for people: "bob (1001)", or "1001" while the
+// nickname is not known. Safe for a terminal.
+func Name(id int64, nick string) string {
+	if nick == "" {
+		return strconv.FormatInt(id, 10)
 	}
-	RequestRecord struct {
-		Type     string `json:"type"` // "request"
-		ID       int64  `json:"id"`
-		Kind     string `json:"kind"` // "friend" or "invite"
-		From     int64  `json:"from"`
-		FromNick string `json:"from_nick"`
-		Group    string `json:"group,omitempty"` // for "invite"
-		Time     string `json:"time"`
-	}
-	NoticeRecord struct {
-		Type     string `json:"type"` // "notice"
-		ID       int64  `json:"id"`
-		What     string `json:"what"` // friend-accepted, friend-rejected, friend-removed, invite-accepted, invite-rejected, kicked
-		From     int64  `json:"from"`
-		FromNick string `json:"from_nick"`
-		Group    string `json:"group,omitempty"`
-		Time     string `json:"time"`
-	}
-	NudgeRecord struct {
-		Type     string `json:"type"` // "nudge"
-		From     int64  `json:"from"`
-		FromNick string `json:"from_nick"`
-		Time     string `json:"time"`
-	}
-	PresenceRecord struct {
-		Type   string `json:"type"` // "presence"
-		ID     int64  `json:"id"`
-		Nick   string `json:"nick"`
-		State  string `json:"state"`
-		Status string `json:"status,omitempty"`
-	}
-	ErrorRecord struct {
-		Type    string `json:"type"` // "error"
-		Command string `json:"command,omitempty"`
-		Code    int    `json:"code,omitempty"`
-		Error   string `json:"error"`
-	}
-	NoteRecord struct {
-		Type string `json:"type"` // "note"
-		Text string `json:"text"` // what a person would read (escaped for a terminal)
-	}
-	ServerRecord struct {
-		Type string `json:"type"` // "server"
-		Code int    `json:"code"`
-		Text string `json:"text"`
-	}
-	ByeRecord struct {
-		Type   string `json:"type"` // "bye"
-		Reason string `json:"reason"`
-		Text   string `json:"text"`
-	}
-)
+	return protocol.Escape(nick) + " (" + strconv.FormatInt(id, 10) + ")"
+}
 
 // Message prints an incoming message, request or notice; to is my id.
-func (p *Printer) Message(m Message, to int64) string {
-	who := fmt.Sprintf("%s (%d)", protocol.Escape(m.FromNick), m.From)
+func (p *Printer) Message(m Message, to User) string {
+	who := Name(m.From, m.FromNick)
 	group := protocol.Escape(m.Group)
-	at := protocol.FormatTime(m.Time)
 	switch m.Kind {
 	case "GMSG":
-		return p.Emit(MsgRecord{Type: "gmsg", ID: m.ID, From: m.From, FromNick: m.FromNick, Group: m.Group, Text: m.Text, Time: at},
+		return p.Emit(&MsgRecord{Head: NewHeadAt("gmsg", m.Time), ID: m.ID, From: m.From, FromNick: m.FromNick, Group: m.Group, Text: m.Text},
 			fmt.Sprintf("%s %s %s: %s", p.Stamp(m.Time), group, who, protocol.Escape(m.Text)))
 	case "REQUEST":
 		plain := fmt.Sprintf("* %s wants to be your friend: /accept %d or /reject %d", who, m.From, m.From)
 		if m.Text == "invite" {
 			plain = fmt.Sprintf("* %s invites you to %s: /accept %d or /reject %d", who, group, m.From, m.From)
 		}
-		return p.Emit(RequestRecord{Type: "request", ID: m.ID, Kind: m.Text, From: m.From, FromNick: m.FromNick, Group: m.Group, Time: at}, plain)
+		return p.Emit(&RequestRecord{Head: NewHeadAt("request", m.Time), ID: m.ID, Kind: m.Text, From: m.From, FromNick: m.FromNick, Group: m.Group}, plain)
 	case "NOTICE":
 		plain := map[string]string{
 			"friend-accepted": "* %[1]s accepted your friend request",
@@ -156,41 +105,47 @@ func (p *Printer) Message(m Message, to int64) string {
 		if plain == "" {
 			plain = "* %[1]s: %[3]s %[2]s"
 		}
-		return p.Emit(NoticeRecord{Type: "notice", ID: m.ID, What: m.Text, From: m.From, FromNick: m.FromNick, Group: m.Group, Time: at},
+		return p.Emit(&NoticeRecord{Head: NewHeadAt("notice", m.Time), ID: m.ID, What: m.Text, From: m.From, FromNick: m.FromNick, Group: m.Group},
 			strings.TrimSpace(fmt.Sprintf(plain, who, group, protocol.Escape(m.Text))))
 	}
-	return p.Emit(MsgRecord{Type: "msg", ID: m.ID, From: m.From, FromNick: m.FromNick, To: to, Text: m.Text, Time: at},
+	return p.Emit(&MsgRecord{Head: NewHeadAt("msg", m.Time), ID: m.ID, From: m.From, FromNick: m.FromNick, To: to.ID, ToNick: to.Nick, Text: m.Text},
 		fmt.Sprintf("%s %s: %s", p.Stamp(m.Time), who, protocol.Escape(m.Text)))
 }
 
 // Nudge prints a nudge: on a terminal (bell set) it rings the bell; the
 // shake marker shows everywhere.
 func (p *Printer) Nudge(from int64, nick string, t time.Time, bell bool) string {
-	plain := fmt.Sprintf("%s ~~~ %s (%d) nudged you! ~~~", p.Stamp(t), protocol.Escape(nick), from)
+	plain := fmt.Sprintf("%s ~~~ %s nudged you! ~~~", p.Stamp(t), Name(from, nick))
 	if bell {
 		plain = "\a" + plain
 	}
-	return p.Emit(NudgeRecord{Type: "nudge", From: from, FromNick: nick, Time: protocol.FormatTime(t)}, plain)
+	return p.Emit(&NudgeRecord{Head: NewHeadAt("nudge", t), From: from, FromNick: nick}, plain)
 }
 
-// Stamp is the time of a message as shown: the time of day, with the date
-// when it is not today.
+// Stamp is the time of a message as shown, in brackets: the time of day
+// for today ("[14:02:05]"), the day and time in the six days before
+// ("[Mon 14:02]"), the date and time before that, or in the future
+// ("[2026-11-24 14:02]"), so that last week never reads like this morning.
 func (p *Printer) Stamp(t time.Time) string {
 	t = t.Local()
 	now := p.Now().Local()
-	if t.YearDay() == now.YearDay() && t.Year() == now.Year() {
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, now.Location())
+	switch {
+	case !t.Before(today) && !t.After(now.Add(time.Minute)) && t.Before(today.AddDate(0, 0, 1)):
 		return "[" + t.Format("15:04:05") + "]"
+	case !t.Before(today.AddDate(0, 0, -6)) && t.Before(today):
+		return "[" + t.Format("Mon 15:04") + "]"
 	}
 	return "[" + t.Format("2006-01-02 15:04") + "]"
 }
 
 // Presence prints a presence change.
 func (p *Printer) Presence(pr Presence) string {
-	plain := fmt.Sprintf("* %s (%d) is %s", protocol.Escape(pr.Nick), pr.ID, protocol.Escape(pr.State))
+	plain := fmt.Sprintf("* %s is %s", Name(pr.ID, pr.Nick), protocol.Escape(pr.State))
 	if pr.Status != "" {
 		plain += ": " + protocol.Escape(pr.Status)
 	}
-	return p.Emit(PresenceRecord{Type: "presence", ID: pr.ID, Nick: pr.Nick, State: pr.State, Status: pr.Status}, plain)
+	return p.Emit(&PresenceRecord{Head: NewHead("presence"), ID: pr.ID, Nick: pr.Nick, State: pr.State, Status: pr.Status}, plain)
 }
 
 // Bye prints why the server closed the connection.
@@ -199,12 +154,12 @@ func (p *Printer) Bye(l protocol.Line) string {
 	if len(l.Args) > 1 {
 		text = l.Args[1]
 	}
-	return p.Emit(ByeRecord{Type: "bye", Reason: reason, Text: text},
+	return p.Emit(&ByeRecord{Head: NewHead("bye"), Reason: reason, Text: text},
 		fmt.Sprintf("* disconnected by the server: %s (%s)", protocol.Escape(text), protocol.Escape(reason)))
 }
 
 // Notice prints a line the server sent outside any request (an untagged reply).
 func (p *Printer) Notice(l protocol.Line) string {
-	return p.Emit(ServerRecord{Type: "server", Code: l.Code, Text: l.Text},
+	return p.Emit(&ServerRecord{Head: NewHead("server"), Code: l.Code, Text: l.Text},
 		fmt.Sprintf("* server: %d %s", l.Code, protocol.Escape(l.Text)))
 }

@@ -11,72 +11,16 @@ import (
 	"qchat/xfer"
 )
 
-// JSON records of direct links and files (PROTOCOL.md lists them).
-type (
-	OfferRecord struct {
-		Type     string `json:"type"` // "offer"
-		Ticket   string `json:"ticket"`
-		Kind     string `json:"kind"` // "chat" or "file"
-		From     int64  `json:"from"`
-		FromNick string `json:"from_nick"`
-		Files    int    `json:"files,omitempty"`
-		Size     int64  `json:"size,omitempty"`
-		Name     string `json:"name,omitempty"`
-		Time     string `json:"time"`
-	}
-	CancelRecord struct {
-		Type   string `json:"type"` // "cancel"
-		Ticket string `json:"ticket"`
-		Reason string `json:"reason"` // "timeout" or "gone"
-	}
-	LinkRecord struct {
-		Type string `json:"type"` // "link"
-		Kind string `json:"kind"` // "chat" or "file"
-		Peer int64  `json:"peer"`
-		Path string `json:"path"` // "direct" or "relay"
-		Via  string `json:"via"`
-	}
-	// FileRecord is one file received (type "file") or sent ("file_sent").
-	FileRecord struct {
-		Type     string `json:"type"`
-		From     int64  `json:"from,omitempty"`
-		FromNick string `json:"from_nick,omitempty"`
-		To       int64  `json:"to,omitempty"`
-		Name     string `json:"name"`
-		Size     int64  `json:"size"`
-		SHA256   string `json:"sha256"`
-		Path     string `json:"path,omitempty"`
-		Moved    int64  `json:"bytes"`        // bytes that crossed the link for it
-		Resumed  int64  `json:"resumed_from"` // bytes that were already there
-		Via      string `json:"via,omitempty"`
-	}
-	// FileErrorRecord is one file that did not get through.
-	FileErrorRecord struct {
-		Type  string `json:"type"` // "file_error"
-		Peer  int64  `json:"peer"`
-		Name  string `json:"name"`
-		Error string `json:"error"`
-	}
-	DirectRecord struct {
-		Type     string `json:"type"` // "direct"
-		ID       int64  `json:"id"`
-		From     int64  `json:"from"`
-		FromNick string `json:"from_nick"`
-		Text     string `json:"text"`
-		Time     string `json:"time"`
-	}
-)
-
 // Offer prints an offer and how to answer it.
 func (p *Printer) Offer(o OfferEvent) string {
-	who := fmt.Sprintf("%s (%d)", protocol.Escape(o.FromNick), o.From)
+	who := Name(o.From, o.FromNick)
 	plain := fmt.Sprintf("* %s wants a direct chat: /accept %d or /reject %d", who, o.From, o.From)
 	if o.Purpose == "file" {
 		plain = fmt.Sprintf("* %s offers %s: /accept %d or /reject %d",
 			who, OfferLabel(o.Count, o.Bytes, protocol.Escape(o.Name)), o.From, o.From)
 	}
-	return p.Emit(OfferRecord{Type: "offer", Ticket: o.Ticket, Kind: o.Purpose, From: o.From, FromNick: o.FromNick,
-		Files: o.Count, Size: o.Bytes, Name: o.Name, Time: protocol.FormatTime(o.Time)}, plain)
+	return p.Emit(&OfferRecord{Head: NewHeadAt("offer", o.Time), Ticket: o.Ticket, Kind: o.Purpose, From: o.From, FromNick: o.FromNick,
+		Files: o.Count, Size: o.Bytes, Name: o.Name}, plain)
 }
 
 // Cancel prints that an offer is gone.
@@ -89,18 +33,44 @@ func (p *Printer) Cancel(o OfferEvent, why string) string {
 	if text == "" {
 		text = "ended: " + protocol.Escape(why)
 	}
-	return p.Emit(CancelRecord{Type: "cancel", Ticket: o.Ticket, Reason: why},
-		fmt.Sprintf("* %s from %s (%d) %s", what, protocol.Escape(o.FromNick), o.From, text))
+	return p.Emit(&CancelRecord{Head: NewHead("cancel"), Ticket: o.Ticket, Kind: o.Purpose, From: o.From, FromNick: o.FromNick, Reason: why},
+		fmt.Sprintf("* %s from %s %s", what, Name(o.From, o.FromNick), text))
 }
 
-// Link prints which path a link took.
-func (p *Printer) Link(kind string, peer string, l *xfer.Link) string {
-	what := "direct chat with " + peer + " open"
+// Link prints which path a link to peer took, and how; nat is this
+// side's NAT kind (Client.NAT).
+func (p *Printer) Link(kind string, peer User, l *xfer.Link, nat string) string {
+	what := "direct chat with " + Name(peer.ID, peer.Nick) + " open"
 	if kind == "file" {
-		what = "file link to " + peer
+		what = "file link to " + Name(peer.ID, peer.Nick)
 	}
-	return p.Emit(LinkRecord{Type: "link", Kind: kind, Peer: l.Peer, Path: l.Path, Via: l.Via},
-		fmt.Sprintf("* %s: %s (%s)", what, l.Path, protocol.Escape(l.Via)))
+	r := l.Route()
+	return p.Emit(&LinkRecord{Head: NewHead("link"), Kind: kind, Peer: l.Peer, PeerNick: peer.Nick, Path: r.Path, Via: r.Via, How: r.How, NAT: nat},
+		fmt.Sprintf("* %s: %s (%s)", what, r.Path, protocol.Escape(routeText(r, nat))))
+}
+
+// Moved prints that a link to peer moved while in use (from the relay to
+// a direct connection): "now direct".
+func (p *Printer) Moved(kind string, peer User, r xfer.Route, nat string) string {
+	what := "direct chat with " + Name(peer.ID, peer.Nick)
+	if kind == "file" {
+		what = "file link to " + Name(peer.ID, peer.Nick)
+	}
+	return p.Emit(&LinkRecord{Head: NewHead("link"), Kind: kind, Peer: peer.ID, PeerNick: peer.Nick, Path: r.Path, Via: r.Via, How: r.How, NAT: nat, Moved: true},
+		fmt.Sprintf("* %s: now %s (%s)", what, r.Path, protocol.Escape(routeText(r, nat))))
+}
+
+// routeText says how a route was made: "dialed 10.0.0.5:4000",
+// "primed: dialed 203.0.113.2:4000; NAT here: port-preserving".
+func routeText(r xfer.Route, nat string) string {
+	s := r.Via
+	if r.How == xfer.HowPrimed || r.How == xfer.HowSimultaneous {
+		s = r.How + ": " + s
+	}
+	if nat != "" && nat != xfer.NATUnknown {
+		s += "; NAT here: " + nat
+	}
+	return s
 }
 
 // FileReceived prints one file received into dir.
@@ -109,36 +79,36 @@ func (p *Printer) FileReceived(from User, f xfer.FileResult, dir string, via str
 	if a, err := filepath.Abs(abs); err == nil {
 		abs = a
 	}
-	plain := fmt.Sprintf("received %s (%s) from %s (%d) -> %s sha256 %s", protocol.Escape(f.Name), FormatBytes(f.Size),
-		protocol.Escape(from.Nick), from.ID, protocol.Escape(abs), f.SHA256)
+	plain := fmt.Sprintf("received %s (%s) from %s -> %s blake3 %s", protocol.Escape(f.Name), FormatBytes(f.Size),
+		Name(from.ID, from.Nick), protocol.Escape(abs), f.Hash)
 	if f.Resumed > 0 {
 		plain += fmt.Sprintf(" (resumed at %s, %s this time)", FormatBytes(f.Resumed), FormatBytes(f.Moved))
 	}
-	return p.Emit(FileRecord{Type: "file", From: from.ID, FromNick: from.Nick, Name: f.Name, Size: f.Size, SHA256: f.SHA256,
+	return p.Emit(&FileRecord{Head: NewHead("file"), From: from.ID, FromNick: from.Nick, Name: f.Name, Size: f.Size, BLAKE3: f.Hash,
 		Path: abs, Moved: f.Moved, Resumed: f.Resumed, Via: via}, plain)
 }
 
 // FileSent prints one file sent.
 func (p *Printer) FileSent(to User, f xfer.FileResult, via string) string {
-	plain := fmt.Sprintf("sent %s (%s) to %s (%d) sha256 %s", protocol.Escape(f.Name), FormatBytes(f.Size),
-		protocol.Escape(to.Nick), to.ID, f.SHA256)
+	plain := fmt.Sprintf("sent %s (%s) to %s blake3 %s", protocol.Escape(f.Name), FormatBytes(f.Size),
+		Name(to.ID, to.Nick), f.Hash)
 	if f.Resumed > 0 {
 		plain += fmt.Sprintf(" (resumed at %s, %s this time)", FormatBytes(f.Resumed), FormatBytes(f.Moved))
 	}
-	return p.Emit(FileRecord{Type: "file_sent", To: to.ID, Name: f.Name, Size: f.Size, SHA256: f.SHA256,
+	return p.Emit(&FileRecord{Head: NewHead("file_sent"), To: to.ID, ToNick: to.Nick, Name: f.Name, Size: f.Size, BLAKE3: f.Hash,
 		Path: f.Path, Moved: f.Moved, Resumed: f.Resumed, Via: via}, plain)
 }
 
 // FileFailed prints a file that did not get through.
-func (p *Printer) FileFailed(peer int64, name string, err error) string {
-	return p.Emit(FileErrorRecord{Type: "file_error", Peer: peer, Name: name, Error: err.Error()},
+func (p *Printer) FileFailed(peer User, name string, err error) string {
+	return p.Emit(&FileErrorRecord{Head: NewHead("file_error"), Peer: peer.ID, PeerNick: peer.Nick, Name: name, Message: err.Error()},
 		fmt.Sprintf("! %s: %s", protocol.Escape(name), protocol.Escape(err.Error())))
 }
 
 // Direct prints a message that came over a direct chat.
 func (p *Printer) Direct(from User, m xfer.DirectMessage) string {
-	return p.Emit(DirectRecord{Type: "direct", ID: m.ID, From: from.ID, FromNick: from.Nick, Text: m.Text, Time: protocol.FormatTime(m.Time.UTC())},
-		fmt.Sprintf("%s %s (%d) [direct]: %s", p.Stamp(m.Time), protocol.Escape(from.Nick), from.ID, protocol.Escape(m.Text)))
+	return p.Emit(&DirectRecord{Head: NewHeadAt("direct", m.Time), ID: m.ID, From: from.ID, FromNick: from.Nick, Text: m.Text},
+		fmt.Sprintf("%s %s [direct]: %s", p.Stamp(m.Time), Name(from.ID, from.Nick), protocol.Escape(m.Text)))
 }
 
 // OfferLabel describes an offer: "report.pdf (1 file, 1.2 MiB)",

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"qchat/modes/internal/fakeserver"
 	"qchat/protocol"
 	"qchat/xfer"
 )
@@ -38,17 +39,18 @@ type printed struct {
 var (
 	msgTime   = time.Date(2026, 11, 22, 10, 0, 5, 120e6, time.UTC)
 	hostileID = User{ID: 1001, Nick: "bob" + ansi + bidi}
+	alice     = User{ID: 1000, Nick: "alice"}
 )
 
 func hostileRecords() []printed {
 	escaped := protocol.Escape(hostile)
 	return []printed{
 		{
-			name: "msg", typ: "msg", fields: []string{"id", "from", "from_nick", "to", "text", "time"},
+			name: "msg", typ: "msg", fields: []string{"id", "from", "from_nick", "to", "to_nick", "text", "time"},
 			plain:  []string{escaped, `bob\x1b[31m`, "(1001)"},
-			values: map[string]any{"id": 7.0, "from": 1001.0, "from_nick": hostileID.Nick, "to": 1000.0, "text": hostile, "time": "2026-11-22T10:00:05.120Z"},
+			values: map[string]any{"id": 7.0, "from": 1001.0, "from_nick": hostileID.Nick, "to": 1000.0, "to_nick": "alice", "text": hostile, "time": "2026-11-22T10:00:05.120Z"},
 			emit: func(p *Printer) string {
-				return p.Message(Message{Kind: "MSG", ID: 7, From: 1001, FromNick: hostileID.Nick, Time: msgTime, Text: hostile}, 1000)
+				return p.Message(Message{Kind: "MSG", ID: 7, From: 1001, FromNick: hostileID.Nick, Time: msgTime, Text: hostile}, alice)
 			},
 		},
 		{
@@ -56,7 +58,7 @@ func hostileRecords() []printed {
 			plain:  []string{escaped, "#dev"},
 			values: map[string]any{"id": 8.0, "group": "#dev", "text": hostile},
 			emit: func(p *Printer) string {
-				return p.Message(Message{Kind: "GMSG", ID: 8, From: 1001, FromNick: hostileID.Nick, Time: msgTime, Group: "#dev", Text: hostile}, 1000)
+				return p.Message(Message{Kind: "GMSG", ID: 8, From: 1001, FromNick: hostileID.Nick, Time: msgTime, Group: "#dev", Text: hostile}, alice)
 			},
 		},
 		{
@@ -64,7 +66,7 @@ func hostileRecords() []printed {
 			plain:  []string{"wants to be your friend", "/accept 1001"},
 			values: map[string]any{"kind": "friend", "from": 1001.0},
 			emit: func(p *Printer) string {
-				return p.Message(Message{Kind: "REQUEST", ID: 9, From: 1001, FromNick: hostileID.Nick, Time: msgTime, Text: "friend"}, 1000)
+				return p.Message(Message{Kind: "REQUEST", ID: 9, From: 1001, FromNick: hostileID.Nick, Time: msgTime, Text: "friend"}, alice)
 			},
 		},
 		{
@@ -72,7 +74,7 @@ func hostileRecords() []printed {
 			plain:  []string{"invites you to #dev", "/accept 1001"},
 			values: map[string]any{"kind": "invite", "group": "#dev"},
 			emit: func(p *Printer) string {
-				return p.Message(Message{Kind: "REQUEST", ID: 10, From: 1001, FromNick: hostileID.Nick, Time: msgTime, Group: "#dev", Text: "invite"}, 1000)
+				return p.Message(Message{Kind: "REQUEST", ID: 10, From: 1001, FromNick: hostileID.Nick, Time: msgTime, Group: "#dev", Text: "invite"}, alice)
 			},
 		},
 		{
@@ -80,7 +82,7 @@ func hostileRecords() []printed {
 			plain:  []string{"removed you from #dev"},
 			values: map[string]any{"what": "kicked", "group": "#dev"},
 			emit: func(p *Printer) string {
-				return p.Message(Message{Kind: "NOTICE", ID: 11, From: 1001, FromNick: hostileID.Nick, Time: msgTime, Group: "#dev", Text: "kicked"}, 1000)
+				return p.Message(Message{Kind: "NOTICE", ID: 11, From: 1001, FromNick: hostileID.Nick, Time: msgTime, Group: "#dev", Text: "kicked"}, alice)
 			},
 		},
 		{
@@ -88,7 +90,7 @@ func hostileRecords() []printed {
 			plain:  []string{escaped},
 			values: map[string]any{"what": hostile},
 			emit: func(p *Printer) string {
-				return p.Message(Message{Kind: "NOTICE", ID: 12, From: 1001, FromNick: hostileID.Nick, Time: msgTime, Text: hostile}, 1000)
+				return p.Message(Message{Kind: "NOTICE", ID: 12, From: 1001, FromNick: hostileID.Nick, Time: msgTime, Text: hostile}, alice)
 			},
 		},
 		{
@@ -98,7 +100,7 @@ func hostileRecords() []printed {
 			emit:   func(p *Printer) string { return p.Nudge(1001, hostileID.Nick, msgTime, false) },
 		},
 		{
-			name: "presence", typ: "presence", fields: []string{"id", "nick", "state", "status"},
+			name: "presence", typ: "presence", fields: []string{"id", "nick", "state", "status", "time"},
 			plain:  []string{"is away: " + escaped},
 			values: map[string]any{"id": 1001.0, "nick": hostileID.Nick, "state": "away", "status": hostile},
 			emit: func(p *Printer) string {
@@ -106,7 +108,7 @@ func hostileRecords() []printed {
 			},
 		},
 		{
-			name: "bye", typ: "bye", fields: []string{"reason", "text"},
+			name: "bye", typ: "bye", fields: []string{"reason", "text", "time"},
 			plain:  []string{escaped, "(takeover)"},
 			values: map[string]any{"reason": "takeover", "text": hostile},
 			emit: func(p *Printer) string {
@@ -130,7 +132,7 @@ func hostileRecords() []printed {
 			},
 		},
 		{
-			name: "cancel timeout", typ: "cancel", fields: []string{"ticket", "reason"},
+			name: "cancel timeout", typ: "cancel", fields: []string{"ticket", "kind", "from", "from_nick", "reason", "time"},
 			plain:  []string{"the offer of " + escaped, "timed out"},
 			values: map[string]any{"ticket": "t2", "reason": "timeout"},
 			emit: func(p *Printer) string {
@@ -138,7 +140,7 @@ func hostileRecords() []printed {
 			},
 		},
 		{
-			name: "cancel gone", typ: "cancel", fields: []string{"ticket", "reason"},
+			name: "cancel gone", typ: "cancel", fields: []string{"ticket", "kind", "from", "from_nick", "reason", "time"},
 			plain:  []string{"the direct chat request", "withdrawn"},
 			values: map[string]any{"reason": "gone"},
 			emit: func(p *Printer) string {
@@ -146,7 +148,7 @@ func hostileRecords() []printed {
 			},
 		},
 		{
-			name: "cancel unknown reason", typ: "cancel", fields: []string{"ticket", "reason"},
+			name: "cancel unknown reason", typ: "cancel", fields: []string{"ticket", "kind", "from", "from_nick", "reason", "time"},
 			plain:  []string{"ended: " + escaped},
 			values: map[string]any{"reason": hostile},
 			emit: func(p *Printer) string {
@@ -154,35 +156,35 @@ func hostileRecords() []printed {
 			},
 		},
 		{
-			name: "link", typ: "link", fields: []string{"kind", "peer", "path", "via"},
-			plain:  []string{"relay", escaped},
-			values: map[string]any{"kind": "file", "peer": 1001.0, "path": "relay", "via": hostile},
+			name: "link", typ: "link", fields: []string{"kind", "peer", "peer_nick", "path", "via", "time"},
+			plain:  []string{"relay", escaped, `bob\x1b[31m`, "(1001)"},
+			values: map[string]any{"kind": "file", "peer": 1001.0, "peer_nick": hostileID.Nick, "path": "relay", "via": hostile},
 			emit: func(p *Printer) string {
-				return p.Link("file", "bob (1001)", &xfer.Link{Path: "relay", Via: hostile, Peer: 1001})
+				return p.Link("file", hostileID, &xfer.Link{Path: "relay", Via: hostile, Peer: 1001}, xfer.NATPortKept)
 			},
 		},
 		{
-			name: "file", typ: "file", fields: []string{"from", "from_nick", "name", "size", "sha256", "path", "bytes", "resumed_from", "via"},
+			name: "file", typ: "file", fields: []string{"from", "from_nick", "name", "size", "blake3", "path", "bytes", "resumed_from", "via"},
 			plain:  []string{"received " + escaped, "resumed at 1.0 KiB"},
 			values: map[string]any{"from": 1001.0, "name": hostile, "size": 4096.0, "bytes": 3072.0, "resumed_from": 1024.0, "via": "direct"},
 			emit: func(p *Printer) string {
-				return p.FileReceived(hostileID, xfer.FileResult{Name: hostile, Path: "a/b.txt", Size: 4096, Resumed: 1024, Moved: 3072, SHA256: strings.Repeat("ab", 32)}, "/tmp/in"+ansi, "direct")
+				return p.FileReceived(hostileID, xfer.FileResult{Name: hostile, Path: "a/b.txt", Size: 4096, Resumed: 1024, Moved: 3072, Hash: strings.Repeat("ab", 32)}, "/tmp/in"+ansi, "direct")
 			},
 		},
 		{
-			name: "file_sent", typ: "file_sent", fields: []string{"to", "name", "size", "sha256", "bytes", "resumed_from", "via"},
+			name: "file_sent", typ: "file_sent", fields: []string{"to", "name", "size", "blake3", "bytes", "resumed_from", "via"},
 			plain:  []string{"sent " + escaped},
-			values: map[string]any{"to": 1001.0, "name": hostile, "size": 10.0, "bytes": 10.0, "resumed_from": 0.0},
+			values: map[string]any{"to": 1001.0, "to_nick": hostileID.Nick, "name": hostile, "size": 10.0, "bytes": 10.0, "resumed_from": 0.0},
 			emit: func(p *Printer) string {
-				return p.FileSent(hostileID, xfer.FileResult{Name: hostile, Size: 10, Moved: 10, SHA256: strings.Repeat("cd", 32)}, "relay")
+				return p.FileSent(hostileID, xfer.FileResult{Name: hostile, Size: 10, Moved: 10, Hash: strings.Repeat("cd", 32)}, "relay")
 			},
 		},
 		{
-			name: "file_error", typ: "file_error", fields: []string{"peer", "name", "error"},
+			name: "file_error", typ: "file_error", fields: []string{"peer", "peer_nick", "name", "message", "time"},
 			plain:  []string{escaped},
-			values: map[string]any{"peer": 1001.0, "name": hostile, "error": "bad: " + hostile},
+			values: map[string]any{"peer": 1001.0, "peer_nick": hostileID.Nick, "name": hostile, "message": "bad: " + hostile},
 			emit: func(p *Printer) string {
-				return p.FileFailed(1001, hostile, errors.New("bad: "+hostile))
+				return p.FileFailed(hostileID, hostile, errors.New("bad: "+hostile))
 			},
 		},
 		{
@@ -213,7 +215,7 @@ func TestPrinterPlainEscapesHostileText(t *testing.T) {
 			if strings.Contains(got, "\n") {
 				t.Errorf("one record printed more than one line: %q", got)
 			}
-			if why := terminalUnsafe(got); why != "" {
+			if why := fakeserver.TerminalUnsafe(got); why != "" {
 				t.Errorf("plain output %q: %s", got, why)
 			}
 			for _, want := range rec.plain {
@@ -240,7 +242,7 @@ func TestPrinterJSONRecords(t *testing.T) {
 			if strings.ContainsRune(out, 0x1b) {
 				t.Errorf("raw ESC in JSON output %q", out)
 			}
-			if why := terminalUnsafe(got); why != "" {
+			if why := fakeserver.TerminalUnsafe(got); why != "" {
 				t.Errorf("JSON output %q: %s", got, why)
 			}
 			var m map[string]any
@@ -273,7 +275,7 @@ func TestPrinterJSONRecords(t *testing.T) {
 func TestPrinterJSONEscapesAsUnicode(t *testing.T) {
 	var buf bytes.Buffer
 	p := testPrinter(&buf, true)
-	got := p.Message(Message{Kind: "MSG", ID: 7, From: 1001, FromNick: "bob", Time: msgTime, Text: hostile}, 1000)
+	got := p.Message(Message{Kind: "MSG", ID: 7, From: 1001, FromNick: "bob", Time: msgTime, Text: hostile}, alice)
 	for _, want := range []string{`\u001b[31mred`, `\u202e`, `\u2066`, `\u009b`, `\u0085`, `\u007f`, `\u0007`, `\t`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("JSON %s does not hold %s", got, want)
@@ -281,7 +283,7 @@ func TestPrinterJSONEscapesAsUnicode(t *testing.T) {
 	}
 	// Chinese and emoji pass unchanged, and HTML is not escaped.
 	buf.Reset()
-	got = p.Message(Message{Kind: "MSG", ID: 8, From: 1001, FromNick: "小明", Time: msgTime, Text: "你好 🌏 <b>&"}, 1000)
+	got = p.Message(Message{Kind: "MSG", ID: 8, From: 1001, FromNick: "小明", Time: msgTime, Text: "你好 🌏 <b>&"}, alice)
 	if !strings.Contains(got, `"text":"你好 🌏 <b>&"`) || !strings.Contains(got, `"from_nick":"小明"`) {
 		t.Errorf("JSON %s: text changed", got)
 	}
@@ -291,7 +293,7 @@ func TestPrinterNotice(t *testing.T) {
 	l := line(t, "421 server shutting down "+ansi)
 	var buf bytes.Buffer
 	got := testPrinter(&buf, false).Notice(l)
-	if !strings.HasPrefix(got, "* server: 421 ") || terminalUnsafe(got) != "" {
+	if !strings.HasPrefix(got, "* server: 421 ") || fakeserver.TerminalUnsafe(got) != "" {
 		t.Errorf("Notice plain = %q", got)
 	}
 	buf.Reset()
@@ -339,7 +341,7 @@ func TestPrinterMultiLinePlain(t *testing.T) {
 	buf.Reset()
 	above = nil
 	p.JSON = true
-	p.Emit(ErrorRecord{Type: "error", Error: "x"}, "a")
+	p.Emit(NewError("", CodeFailed, "x"), "a")
 	if above != nil || !json.Valid(bytes.TrimSpace(buf.Bytes())) {
 		t.Errorf("JSON with Above: above %q, w %q", above, buf.String())
 	}
@@ -370,9 +372,18 @@ func TestPrinterStamp(t *testing.T) {
 		t    time.Time
 		want string
 	}{
+		// Today: the time of day.
 		{time.Date(2026, 11, 22, 9, 5, 7, 0, time.Local), "[09:05:07]"},
-		{time.Date(2026, 11, 21, 9, 5, 7, 0, time.Local), "[2026-11-21 09:05]"},
+		{time.Date(2026, 11, 22, 0, 0, 0, 0, time.Local), "[00:00:00]"},
+		// The six days before: the day and the time (2026-11-22 is a Sunday).
+		{time.Date(2026, 11, 21, 9, 5, 7, 0, time.Local), "[Sat 09:05]"},
+		{time.Date(2026, 11, 16, 0, 0, 0, 0, time.Local), "[Mon 00:00]"},
+		// Before: the date.
+		{time.Date(2026, 11, 15, 23, 59, 0, 0, time.Local), "[2026-11-15 23:59]"},
 		{time.Date(2025, 11, 22, 9, 5, 7, 0, time.Local), "[2025-11-22 09:05]"},
+		// Later than now (a clock ahead): the date, so it cannot pass for today.
+		{time.Date(2026, 11, 22, 18, 0, 0, 0, time.Local), "[2026-11-22 18:00]"},
+		{time.Date(2026, 11, 23, 9, 0, 0, 0, time.Local), "[2026-11-23 09:00]"},
 	} {
 		if got := p.Stamp(tc.t); got != tc.want {
 			t.Errorf("Stamp(%v) = %q, want %q", tc.t, got, tc.want)
@@ -403,7 +414,7 @@ func TestPrinterConcurrentRecordsDoNotInterleave(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for i := range 50 {
-					p.Message(Message{Kind: "MSG", ID: int64(g*100 + i + 1), From: 1001, FromNick: "bob", Time: msgTime, Text: strings.Repeat("x", 100*g)}, 1000)
+					p.Message(Message{Kind: "MSG", ID: int64(g*100 + i + 1), From: 1001, FromNick: "bob", Time: msgTime, Text: strings.Repeat("x", 100*g)}, alice)
 				}
 			}()
 		}
@@ -433,7 +444,7 @@ func TestPrinterPresenceEscapesState(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if got := testPrinter(&buf, false).Presence(pr); terminalUnsafe(got) != "" {
-		t.Errorf("Presence(%+v) = %q: %s", pr, got, terminalUnsafe(got))
+	if got := testPrinter(&buf, false).Presence(pr); fakeserver.TerminalUnsafe(got) != "" {
+		t.Errorf("Presence(%+v) = %q: %s", pr, got, fakeserver.TerminalUnsafe(got))
 	}
 }

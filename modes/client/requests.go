@@ -34,13 +34,33 @@ func (c *Client) Login(ctx context.Context, user, password string) (User, error)
 	if err != nil {
 		return User{}, err
 	}
+	return c.loggedIn(r)
+}
+
+// loggedIn takes the 230 of a login (PASS or RESUME).
+func (c *Client) loggedIn(r Reply) (User, error) {
 	u, err := parseUser(r.Text)
 	if err == nil {
 		c.mu.Lock()
 		c.me = u
 		c.mu.Unlock()
-		if c.opts.Peer != nil {
-			c.opts.Peer.SetMe(u.ID)
+		if p := c.opts.Peer; p != nil {
+			p.SetMe(u.ID)
+			// The key our direct links prove, for the server to pass to
+			// our peers. Not waited for: the server takes lines in
+			// order, so any later CHAT, FILE or ACCEPT comes after it,
+			// and a server that refuses it refuses those too, saying why.
+			c.Go("LINKKEY", []string{p.Fingerprint()}, func(Reply, error) {})
+			// Our IPv6 endpoints for peers to dial first, and what the
+			// server sees of us (to tell our NAT). Answered before any
+			// later ticket, as LINKKEY.
+			c.Go("ENDPOINTS", p.Endpoints6(), func(r Reply, err error) {
+				if f := strings.Fields(r.Text); err == nil && len(f) > 0 {
+					c.mu.Lock()
+					c.observed = f[0]
+					c.mu.Unlock()
+				}
+			})
 		}
 	}
 	return u, err
@@ -120,13 +140,15 @@ func (c *Client) Info(ctx context.Context, who string) ([][2]string, error) {
 
 // Sent is the server's answer to a message: its id, whether it was
 // "delivered" (acknowledged by the recipient) or "stored" (safe on disk),
-// the recipient's id and the server's time of the message.
+// the recipient's id, the server's time of the message, and the receipt
+// that came with it, if any.
 type Sent struct {
 	ID     int64
 	Status string // "delivered" or "stored"
 	To     int64  // the recipient, 0 for a group message
 	Group  string // "#name" for a group message
 	Time   time.Time
+	Mark   string // "", MarkShown or MarkRead: the recipient's client showed it, or the recipient read it
 }
 
 // Conversation is the history conversation the message belongs to.
@@ -150,7 +172,7 @@ func (c *Client) Send(ctx context.Context, to, text string) (Sent, error) {
 	return parseSent(r.Text)
 }
 
-// parseSent reads "<msgid> delivered|stored <to|#group> <time>".
+// parseSent reads "<msgid> delivered|stored <to|#group> <time>[ shown|read]".
 func parseSent(text string) (Sent, error) {
 	f := strings.Fields(text)
 	bad := fmt.Errorf("unexpected reply %q", protocol.Clip(text, 60))
@@ -167,7 +189,11 @@ func parseSent(text string) (Sent, error) {
 	if !ok1 || !ok2 || err != nil {
 		return Sent{}, bad
 	}
-	return Sent{ID: id, Status: f[1], To: to, Group: group, Time: t}, nil
+	sent := Sent{ID: id, Status: f[1], To: to, Group: group, Time: t}
+	if len(f) > 4 && (f[4] == MarkShown || f[4] == MarkRead) {
+		sent.Mark = f[4]
+	}
+	return sent, nil
 }
 
 // SendAsync sends a message without waiting; fn hears the outcome from the
@@ -199,6 +225,19 @@ func (c *Client) Ack(ids ...int64) error {
 		ids = ids[n:]
 	}
 	return nil
+}
+
+// AckUpTo acknowledges every durable event this connection received with
+// an id up to id: ACK ..<id> (PROTOCOL.md section 6), or ACK <id> to a
+// server that does not take it. It does not wait.
+func (c *Client) AckUpTo(id int64) error {
+	if !c.ackTo {
+		return c.Ack(id)
+	}
+	b := make([]byte, 0, 32)
+	b = append(b, "ACK .."...)
+	b = strconv.AppendInt(b, id, 10)
+	return c.out.Write(append(b, '\n'))
 }
 
 // Message is one durable event the client must acknowledge: a private

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"qchat/modes/internal/fakeserver"
 	"qchat/protocol"
 )
 
@@ -15,23 +16,23 @@ func TestParseMessage(t *testing.T) {
 		chat bool
 		conv string
 	}{
-		{"MSG 7 1001 bob " + wireTime + " hi alice!",
+		{"MSG 7 1001 bob " + fakeserver.WireTime + " hi alice!",
 			Message{Kind: "MSG", ID: 7, From: 1001, FromNick: "bob", Time: at, Text: "hi alice!"}, true, "1001"},
-		{"MSG 7 1001 bob " + wireTime + " spaces  inside  stay ",
+		{"MSG 7 1001 bob " + fakeserver.WireTime + " spaces  inside  stay ",
 			Message{Kind: "MSG", ID: 7, From: 1001, FromNick: "bob", Time: at, Text: "spaces  inside  stay "}, true, "1001"},
-		{"MSG 7 1001 bob " + wireTime + " " + ansi + bidi,
+		{"MSG 7 1001 bob " + fakeserver.WireTime + " " + ansi + bidi,
 			Message{Kind: "MSG", ID: 7, From: 1001, FromNick: "bob", Time: at, Text: ansi + bidi}, true, "1001"},
-		{"MSG 9223372036854775807 1001 小明 " + wireTime + " 你好 🌏",
+		{"MSG 9223372036854775807 1001 小明 " + fakeserver.WireTime + " 你好 🌏",
 			Message{Kind: "MSG", ID: 9223372036854775807, From: 1001, FromNick: "小明", Time: at, Text: "你好 🌏"}, true, "1001"},
-		{"GMSG 8 1001 bob " + wireTime + " #dev hello all",
+		{"GMSG 8 1001 bob " + fakeserver.WireTime + " #dev hello all",
 			Message{Kind: "GMSG", ID: 8, From: 1001, FromNick: "bob", Time: at, Group: "#dev", Text: "hello all"}, true, "#dev"},
-		{"REQUEST 9 1001 bob " + wireTime + " friend",
+		{"REQUEST 9 1001 bob " + fakeserver.WireTime + " friend",
 			Message{Kind: "REQUEST", ID: 9, From: 1001, FromNick: "bob", Time: at, Text: "friend"}, false, "1001"},
-		{"REQUEST 10 1001 bob " + wireTime + " invite #dev",
+		{"REQUEST 10 1001 bob " + fakeserver.WireTime + " invite #dev",
 			Message{Kind: "REQUEST", ID: 10, From: 1001, FromNick: "bob", Time: at, Group: "#dev", Text: "invite"}, false, "1001"},
-		{"NOTICE 11 1001 bob " + wireTime + " friend-accepted",
+		{"NOTICE 11 1001 bob " + fakeserver.WireTime + " friend-accepted",
 			Message{Kind: "NOTICE", ID: 11, From: 1001, FromNick: "bob", Time: at, Text: "friend-accepted"}, false, "1001"},
-		{"NOTICE 12 1001 bob " + wireTime + " kicked #dev",
+		{"NOTICE 12 1001 bob " + fakeserver.WireTime + " kicked #dev",
 			Message{Kind: "NOTICE", ID: 12, From: 1001, FromNick: "bob", Time: at, Group: "#dev", Text: "kicked"}, false, "1001"},
 	} {
 		l := line(t, tc.wire)
@@ -58,17 +59,17 @@ func TestParseMessage(t *testing.T) {
 
 func TestParseMessageMalformed(t *testing.T) {
 	for _, wire := range []string{
-		"MSG 0 1001 bob " + wireTime + " id 0",
-		"MSG x 1001 bob " + wireTime + " id not a number",
-		"MSG -7 1001 bob " + wireTime + " negative id",
-		"MSG 7 bob bob " + wireTime + " from is a nickname",
-		"MSG 7 0 bob " + wireTime + " from 0",
+		"MSG 0 1001 bob " + fakeserver.WireTime + " id 0",
+		"MSG x 1001 bob " + fakeserver.WireTime + " id not a number",
+		"MSG -7 1001 bob " + fakeserver.WireTime + " negative id",
+		"MSG 7 bob bob " + fakeserver.WireTime + " from is a nickname",
+		"MSG 7 0 bob " + fakeserver.WireTime + " from 0",
 		"MSG 7 1001 bob now not a time",
-		"MSG 99999999999999999999 1001 bob " + wireTime + " id overflows",
+		"MSG 99999999999999999999 1001 bob " + fakeserver.WireTime + " id overflows",
 		"PRESENCE 1001 bob online",
-		"NUDGE 1001 bob " + wireTime,
-		"OFFER t 1001 bob " + wireTime + " chat",
-		"250 7 stored 1001 " + wireTime,
+		"NUDGE 1001 bob " + fakeserver.WireTime,
+		"OFFER t 1001 bob " + fakeserver.WireTime + " chat",
+		"250 7 stored 1001 " + fakeserver.WireTime,
 	} {
 		if m, err := ParseMessage(line(t, wire)); err == nil {
 			t.Errorf("ParseMessage(%q) = %+v, want an error", wire, m)
@@ -76,9 +77,9 @@ func TestParseMessageMalformed(t *testing.T) {
 	}
 	for _, l := range []protocol.Line{
 		{},
-		{Kind: "MSG", Args: []string{"7", "1001", "bob", wireTime}},
-		{Kind: "GMSG", Args: []string{"7", "1001", "bob", wireTime, "hello"}}, // no group
-		{Kind: "msg", Args: []string{"7", "1001", "bob", wireTime, "hi"}},
+		{Kind: "MSG", Args: []string{"7", "1001", "bob", fakeserver.WireTime}},
+		{Kind: "GMSG", Args: []string{"7", "1001", "bob", fakeserver.WireTime, "hello"}}, // no group
+		{Kind: "msg", Args: []string{"7", "1001", "bob", fakeserver.WireTime, "hi"}},
 	} {
 		if m, err := ParseMessage(l); err == nil {
 			t.Errorf("ParseMessage(%+v) = %+v, want an error", l, m)
@@ -109,7 +110,7 @@ func TestPresenceEvent(t *testing.T) {
 	for _, l := range []protocol.Line{
 		line(t, "PRESENCE bob bob online"),
 		line(t, "PRESENCE 0 bob online"),
-		line(t, "MSG 7 1001 bob "+wireTime+" hi"),
+		line(t, "MSG 7 1001 bob "+fakeserver.WireTime+" hi"),
 		{Kind: "PRESENCE", Args: []string{"1001", "bob"}},
 		{},
 	} {
@@ -126,10 +127,10 @@ func TestParseSent(t *testing.T) {
 		want Sent
 		conv string
 	}{
-		{"7 stored 1001 " + wireTime, Sent{ID: 7, Status: "stored", To: 1001, Time: at}, "1001"},
-		{"8 delivered 1002 " + wireTime, Sent{ID: 8, Status: "delivered", To: 1002, Time: at}, "1002"},
-		{"9 delivered #dev " + wireTime, Sent{ID: 9, Status: "delivered", Group: "#dev", Time: at}, "#dev"},
-		{"10  stored   #小组  " + wireTime, Sent{ID: 10, Status: "stored", Group: "#小组", Time: at}, "#小组"},
+		{"7 stored 1001 " + fakeserver.WireTime, Sent{ID: 7, Status: "stored", To: 1001, Time: at}, "1001"},
+		{"8 delivered 1002 " + fakeserver.WireTime, Sent{ID: 8, Status: "delivered", To: 1002, Time: at}, "1002"},
+		{"9 delivered #dev " + fakeserver.WireTime, Sent{ID: 9, Status: "delivered", Group: "#dev", Time: at}, "#dev"},
+		{"10  stored   #小组  " + fakeserver.WireTime, Sent{ID: 10, Status: "stored", Group: "#小组", Time: at}, "#小组"},
 	} {
 		got, err := parseSent(tc.text)
 		if err != nil {
@@ -148,10 +149,10 @@ func TestParseSent(t *testing.T) {
 		"",
 		"7",
 		"7 stored 1001",
-		"x stored 1001 " + wireTime,
-		"0 stored 1001 " + wireTime,
-		"7 stored bob " + wireTime,
-		"7 stored 0 " + wireTime,
+		"x stored 1001 " + fakeserver.WireTime,
+		"0 stored 1001 " + fakeserver.WireTime,
+		"7 stored bob " + fakeserver.WireTime,
+		"7 stored 0 " + fakeserver.WireTime,
 		"7 stored 1001 later",
 		"message sent",
 	} {

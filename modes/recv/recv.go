@@ -2,7 +2,10 @@
 // logs in, prints every message that arrives (those that waited while it
 // was offline first), acknowledges each once printed and saved, and exits
 // after --count messages (status 0) or when --timeout passes first (status
-// 3). A lost connection is retried with backoff until the timeout.
+// 3). A lost connection is healed by a client.Session: it says so once on
+// stderr, reconnects with backoff and logs in again, and what arrived
+// meanwhile comes once, in order; it is retried until the timeout. Only a
+// wrong password or another login of the account ends it early.
 package recv
 
 import (
@@ -18,13 +21,15 @@ import (
 
 	"qchat/history"
 	"qchat/modes/client"
+	"qchat/modes/client/discover"
 	"qchat/protocol"
 	"qchat/xfer"
 )
 
 // Config is what `qchat recv` is told.
 type Config struct {
-	Server       string
+	Server       string // host:port, or several comma-separated
+	ServerOrder  string // several servers: client.OrderRandom ("" too) or client.OrderListed
 	User         string
 	Password     string // from QCHAT_PASSWORD
 	PasswordFile string
@@ -33,7 +38,12 @@ type Config struct {
 	Timeout      time.Duration // give up after this long (0: never)
 	NoHistory    bool
 	DialTimeout  time.Duration
-	ReadyFile    string // written with the user id once logged in
+	Keepalive    time.Duration // ping a silent server after this long (0: 1m)
+	ReadyFile    string        // written with the user id once logged in
+
+	// Without Server: the LAN is searched (modes/client/discover).
+	NoDiscovery   bool // --no-discovery: do not search
+	DiscoveryPort int  // 0 for the well-known port
 
 	// Files: offers are taken only with a folder to save them in.
 	Dir            string   // where accepted files go ("" refuses every offer)
@@ -45,6 +55,10 @@ type Config struct {
 	ConnectTimeout time.Duration
 	IdleTimeout    time.Duration
 	ForceRelay     bool
+
+	// The connection to the server.
+	NoTLS bool               // --no-tls: clear text, no STARTTLS
+	Keys  *client.ServerKeys // checks the server's key; nil for the defaults (Notify: stderr)
 }
 
 // Exit statuses.
@@ -52,28 +66,31 @@ const (
 	exitOK      = 0
 	exitFailed  = 1
 	exitUsage   = 2
+	exitKey     = 2 // the server's key was refused (changed, or unknown with --strict-server)
 	exitTimeout = 3
 )
 
 // Run receives until the count, the timeout, or ctx ends.
 func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) int {
-	if cfg.Server == "" || cfg.User == "" {
-		fmt.Fprintln(stderr, "qchat recv: --server (or QCHAT_SERVER) and --user are required")
+	r := &receiver{cfg: cfg, out: client.NewPrinter(stdout, cfg.JSON), stderr: stderr}
+	if cfg.User == "" || cfg.Server == "" && cfg.NoDiscovery {
+		r.fail(client.CodeUsage, "--user is required, and --server (or QCHAT_SERVER) unless the LAN is searched (no --no-discovery)")
 		return exitUsage
 	}
 	pw := cfg.Password
 	if pw == "" && cfg.PasswordFile != "" {
 		b, err := client.ReadPasswordFile(cfg.PasswordFile)
 		if err != nil {
-			fmt.Fprintln(stderr, "qchat recv:", err)
+			r.fail(client.CodeUsage, err.Error())
 			return exitUsage
 		}
 		pw = b
 	}
 	if pw == "" {
-		fmt.Fprintln(stderr, "qchat recv: no password: set QCHAT_PASSWORD or use --password-file")
+		r.fail(client.CodeUsage, "no password: set QCHAT_PASSWORD or use --password-file")
 		return exitUsage
 	}
+	r.pw = pw
 	if cfg.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
@@ -81,17 +98,30 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) int {
 	}
 	peer, err := xfer.Listen(cfg.PeerListen)
 	if err != nil {
-		fmt.Fprintln(stderr, "qchat recv:", err)
+		r.fail(client.CodeFailed, err.Error())
 		return exitFailed
 	}
 	defer peer.Close()
 	if cfg.PeerAddrFile != "" {
 		if err := client.WriteFileAtomic(cfg.PeerAddrFile, peer.LocalAddr()+"\n"); err != nil {
-			fmt.Fprintln(stderr, "qchat recv: peer address file:", err)
+			r.fail(client.CodeFailed, "peer address file: "+err.Error())
 			return exitFailed
 		}
 	}
-	r := &receiver{cfg: cfg, pw: pw, out: client.NewPrinter(stdout, cfg.JSON), stderr: stderr, peer: peer}
+	if r.cfg.Keys == nil {
+		r.cfg.Keys = &client.ServerKeys{}
+	}
+	if r.cfg.Keys.Notify == nil {
+		r.cfg.Keys.Notify = stderr
+	}
+	if r.cfg.Server == "" {
+		var status int
+		if r.cfg.Server, status = discover.Run(ctx, discover.Options{Config: discover.Config{Port: r.cfg.DiscoveryPort}, Keys: r.cfg.Keys},
+			r.out, stderr, "qchat recv"); status != 0 {
+			return status
+		}
+	}
+	r.peer = peer
 	return r.run(ctx)
 }
 
@@ -105,67 +135,97 @@ type receiver struct {
 	peer   *xfer.Peer
 }
 
-// errDone ends a session when the count is reached.
+// errDone ends the loop when the count is reached.
 var errDone = errors.New("done")
 
 func (r *receiver) run(ctx context.Context) int {
-	backoff := 100 * time.Millisecond
-	for {
-		err := r.session(ctx)
-		switch {
-		case errors.Is(err, errDone):
-			return exitOK
-		case ctx.Err() != nil:
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) && r.cfg.Count > 0 {
-				fmt.Fprintf(r.stderr, "qchat recv: timeout after %s: %d of %d messages\n", r.cfg.Timeout, r.got, r.cfg.Count)
-				return exitTimeout
-			}
-			return exitOK
-		case isFinal(err):
-			fmt.Fprintln(r.stderr, "qchat recv:", err)
-			return exitFailed
+	cl := client.NewSession(client.SessionConfig{Addr: r.cfg.Server, Order: r.cfg.ServerOrder, Skipped: r.onConn, User: r.cfg.User, Password: r.pw,
+		Options: client.Options{DialTimeout: r.cfg.DialTimeout, Peer: r.peer, PingInterval: r.cfg.Keepalive, NoTLS: r.cfg.NoTLS, Keys: r.cfg.Keys}})
+	err := cl.Connect(ctx, func(err error, wait time.Duration) {
+		fmt.Fprintf(r.stderr, "qchat recv: %s (trying again in %s)\n", protocol.Escape(err.Error()), wait.Round(time.Millisecond))
+		if r.cfg.JSON {
+			r.out.Emit(client.ConnRecord(client.ConnEvent{State: client.ConnReconnecting, Time: time.Now(), Server: r.cfg.Server, Err: err}), "")
 		}
-		fmt.Fprintf(r.stderr, "qchat recv: %v; reconnecting in %s\n", err, backoff)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-		}
-		backoff = min(2*backoff, 5*time.Second)
+	})
+	if err == nil {
+		defer cl.Close()
+		err = r.receiveAll(ctx, cl)
 	}
-}
-
-// isFinal tells errors that a retry cannot fix (a refused login).
-func isFinal(err error) bool {
+	var keyErr *client.ServerKeyError
+	switch {
+	case errors.Is(err, errDone):
+		return exitOK
+	case errors.As(err, &keyErr): // at the start or at a reconnect: never retried
+		if r.cfg.JSON {
+			r.out.Emit(client.NewError("", client.CodeServerKey, keyErr.Error()), "")
+		}
+		fmt.Fprintln(r.stderr, keyErr.Warning())
+		return exitKey
+	case ctx.Err() != nil:
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && r.cfg.Count > 0 {
+			r.fail(client.CodeTimeout, fmt.Sprintf("timeout after %s: %d of %d messages", r.cfg.Timeout, r.got, r.cfg.Count))
+			return exitTimeout
+		}
+		return exitOK
+	}
+	code := client.CodeFailed
 	var pe *protocol.Error
-	return errors.As(err, &pe) && pe.Code >= 500
+	var de *client.DialError
+	var unr *client.UnreachableError
+	switch {
+	case errors.As(err, &unr): // several servers: each one's failure, whatever it was
+		code = client.CodeUnreachable
+	case errors.As(err, &pe):
+		code = strconv.Itoa(pe.Code)
+	case errors.As(err, &de):
+		code = client.CodeUnreachable
+	case client.IsFinal(err):
+		code = client.CodeConnection
+	}
+	r.fail(code, err.Error())
+	return exitFailed
 }
 
-// session is one connection: login, then messages until done or lost.
-func (r *receiver) session(ctx context.Context) error {
-	cl, err := client.Dial(ctx, r.cfg.Server, client.Options{DialTimeout: r.cfg.DialTimeout, Peer: r.peer})
-	if err != nil {
-		return err
+// fail reports why recv ends: on stderr, and with --json as an error
+// object on stdout.
+func (r *receiver) fail(code, msg string) {
+	if r.cfg.JSON {
+		r.out.Emit(client.NewError("", code, msg), "")
 	}
-	defer cl.Close()
-	me, err := cl.Login(ctx, r.cfg.User, r.pw)
-	if err != nil {
-		return fmt.Errorf("login: %w", err)
+	fmt.Fprintln(r.stderr, "qchat recv:", protocol.Escape(msg))
+}
+
+// onConn tells of a change of the connection: a line for people on
+// stderr, and the JSON record on stdout under --json.
+func (r *receiver) onConn(ev client.ConnEvent) {
+	if text := client.ConnText(ev); text != "" {
+		fmt.Fprintln(r.stderr, "qchat recv:", text)
 	}
-	if !r.cfg.NoHistory && r.rec.Hist == nil {
+	if r.cfg.JSON {
+		r.out.Emit(client.ConnRecord(ev), "")
+	}
+}
+
+// receiveAll prints and acknowledges what arrives until the count, the
+// end of ctx or the end of the session; the connection heals beneath it.
+func (r *receiver) receiveAll(ctx context.Context, cl *client.Session) error {
+	me := cl.Me()
+	if !r.cfg.NoHistory {
 		dir, err := history.Dir(cl.Server(), me.ID)
 		if err == nil {
 			r.rec.Hist, err = history.Open(dir)
 		}
 		if err != nil {
-			return &protocol.Error{Code: 599, Text: "history: " + err.Error()}
+			return fmt.Errorf("history: %w", err)
 		}
 	}
 	if r.cfg.ReadyFile != "" {
 		if err := client.WriteReadyFile(r.cfg.ReadyFile, me.ID); err != nil {
-			return &protocol.Error{Code: 599, Text: "ready file: " + err.Error()}
+			return fmt.Errorf("ready file: %w", err)
 		}
 	}
-	// Transfers run beside the event loop and report their files here.
+	// Transfers run beside the event loop and report their files here;
+	// a direct link goes on while the server connection heals.
 	files := make(chan []xfer.FileResult)
 	tctx, stopTransfers := context.WithCancel(ctx)
 	var transfers sync.WaitGroup
@@ -194,10 +254,15 @@ func (r *receiver) session(ctx context.Context) error {
 				cl.Quit(context.Background())
 				return errDone
 			}
-		case l, ok := <-cl.Events():
+		case ev, ok := <-cl.Events():
 			if !ok {
 				return cl.Err()
 			}
+			if ev.Conn != nil {
+				r.onConn(*ev.Conn)
+				continue
+			}
+			l := ev.Line
 			if l.Kind == "OFFER" {
 				if o, err := client.ParseOffer(l); err == nil {
 					why := r.refusal(o)
@@ -241,9 +306,12 @@ func (r *receiver) session(ctx context.Context) error {
 			if err != nil {
 				continue
 			}
-			isNew, err := r.rec.Receive(cl, m, func(m client.Message) { r.out.Message(m, me.ID) })
+			isNew, err := r.rec.Receive(cl, m, func(m client.Message) { r.out.Message(m, me) })
 			if err != nil {
-				fmt.Fprintln(r.stderr, "qchat recv:", err)
+				if r.cfg.JSON {
+					r.out.Emit(client.NewError("", client.CodeHistory, err.Error()), "")
+				}
+				fmt.Fprintln(r.stderr, "qchat recv:", protocol.Escape(err.Error()))
 			}
 			if isNew && m.IsChat() { // requests and notices are shown, not counted
 				r.got++
@@ -292,8 +360,16 @@ func (r *receiver) allowed(o client.OfferEvent) bool {
 	return false
 }
 
+// howVia says how a route was made: "primed: dialed 203.0.113.2:4000".
+func howVia(r xfer.Route) string {
+	if r.How == xfer.HowPrimed || r.How == xfer.HowSimultaneous {
+		return r.How + ": " + r.Via
+	}
+	return r.Via
+}
+
 // receive takes one file offer into --dir and prints each file.
-func (r *receiver) receive(ctx context.Context, cl *client.Client, o client.OfferEvent) []xfer.FileResult {
+func (r *receiver) receive(ctx context.Context, cl *client.Session, o client.OfferEvent) []xfer.FileResult {
 	t, err := cl.Answer(ctx, true, o)
 	if err != nil {
 		fmt.Fprintf(r.stderr, "qchat recv: accept %s: %s\n", offerWhat(o), protocol.Escape(err.Error()))
@@ -304,12 +380,17 @@ func (r *receiver) receive(ctx context.Context, cl *client.Client, o client.Offe
 		fmt.Fprintf(r.stderr, "qchat recv: %s from %s (%d): %s\n", offerWhat(o), protocol.Escape(o.FromNick), o.From, protocol.Escape(err.Error()))
 		return nil
 	}
-	fmt.Fprintf(r.stderr, "qchat recv: receiving %s from %s (%d) over a %s link (%s)\n", offerWhat(o), protocol.Escape(o.FromNick), o.From, l.Path, protocol.Escape(l.Via))
-	res, err := xfer.Receive(ctx, l, xfer.ReceiveOptions{Dir: r.cfg.Dir, Overwrite: r.cfg.Overwrite, MaxSize: r.cfg.MaxSize}, newMeter(r.stderr, offerWhat(o)))
+	fmt.Fprintf(r.stderr, "qchat recv: receiving %s from %s (%d) over a %s link (%s; NAT here: %s)\n", offerWhat(o), protocol.Escape(o.FromNick), o.From,
+		l.Path, protocol.Escape(howVia(l.Route())), cl.NAT())
+	watched := client.WatchMoves(l, func(rt xfer.Route) {
+		fmt.Fprintf(r.stderr, "qchat recv: the link with %s (%d) is now %s (%s)\n", protocol.Escape(o.FromNick), o.From, rt.Path, protocol.Escape(howVia(rt)))
+	})
+	res, err := xfer.Receive(ctx, l, xfer.ReceiveOptions{Dir: r.cfg.Dir, Overwrite: r.cfg.Overwrite, MaxSize: r.cfg.MaxSize, Count: int64(o.Count), Bytes: o.Bytes}, newMeter(r.stderr, offerWhat(o)))
+	<-watched
 	from := client.User{ID: o.From, Nick: o.FromNick}
 	for _, f := range res {
 		if f.Err == nil {
-			r.out.FileReceived(from, f, r.cfg.Dir, l.Path)
+			r.out.FileReceived(from, f, r.cfg.Dir, l.Route().Path)
 		} else {
 			fmt.Fprintf(r.stderr, "qchat recv: %s from %s (%d): %s\n", protocol.Escape(f.Name), protocol.Escape(o.FromNick), o.From, protocol.Escape(f.Err.Error()))
 		}

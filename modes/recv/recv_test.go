@@ -1,16 +1,16 @@
 package recv
 
 import (
-	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"qchat/modes/client"
+	"qchat/modes/internal/fakeserver"
 	"qchat/protocol"
 )
 
@@ -98,71 +98,46 @@ func TestOfferWhat(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("offerWhat(%+v) = %q, want %q", tc.o, got, tc.want)
 		}
-		if why := terminalUnsafe(got); why != "" {
+		if why := fakeserver.TerminalUnsafeLines(got); why != "" {
 			t.Errorf("offerWhat(%+v) = %q: %s", tc.o, got, why)
 		}
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the receiver's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startReceiver runs a receiver (no peer listener) against a fake server.
-func startReceiver(t *testing.T, cfg Config) (s *fakeServer, stdout, stderr *syncBuffer, status <-chan int) {
+func startReceiver(t *testing.T, cfg Config) (s *fakeserver.Server, stdout, stderr *fakeserver.Buffer, status <-chan int) {
 	t.Helper()
-	s = newFakeServer(t, "220 test qchat/1 ready")
-	cfg.Server, cfg.User, cfg.DialTimeout = s.addr(), "bob", guard
-	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	s = fakeserver.New(t, fakeserver.Greeting)
+	cfg.Server, cfg.User, cfg.DialTimeout, cfg.NoTLS = s.Addr(), "bob", fakeserver.Guard, true // the fake server speaks clear text
+	stdout, stderr = &fakeserver.Buffer{}, &fakeserver.Buffer{}
 	r := &receiver{cfg: cfg, pw: "pw", out: client.NewPrinter(stdout, cfg.JSON), stderr: stderr}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	status = async(func() int { return r.run(ctx) })
+	status = fakeserver.Async(func() int { return r.run(ctx) })
 	return s, stdout, stderr, status
 }
 
 // loginAs plays the server's side of bob's login.
-func loginAs(t *testing.T, sc *serverConn) {
+func loginAs(t *testing.T, sc *fakeserver.Conn) {
 	t.Helper()
-	cmd := sc.expect(t, "USER")
-	if !slices.Equal(cmd.Args, []string{"bob"}) {
-		t.Errorf("USER %q", cmd.Args)
+	if user, pw := sc.Login(t, 1001, "bob"); user != "bob" || pw != "pw" {
+		t.Errorf("logged in as %q with %q, want bob, pw", user, pw)
 	}
-	sc.reply(t, cmd.Tag, "331 password required")
-	cmd = sc.expect(t, "PASS")
-	if !slices.Equal(cmd.Args, []string{"pw"}) {
-		t.Errorf("PASS %q", cmd.Args)
-	}
-	sc.reply(t, cmd.Tag, "230 1001 bob")
 }
 
 // answers reads n answers to offers, in whatever order the receiver sends
 // them, replies to each, and returns them as "VERB purpose ticket".
-func answers(t *testing.T, sc *serverConn, n int, reply func(cmd protocol.Command) string) []string {
+func answers(t *testing.T, sc *fakeserver.Conn, n int, reply func(cmd protocol.Command) string) []string {
 	t.Helper()
 	var got []string
 	for range n {
-		raw := sc.next(t)
+		raw := sc.Next(t)
 		cmd, err := protocol.ParseCommand([]byte(raw))
 		if err != nil || (cmd.Verb != "ACCEPT" && cmd.Verb != "REJECT") || len(cmd.Args) != 2 {
 			t.Fatalf("read %q, want an ACCEPT or REJECT", raw)
 		}
 		got = append(got, cmd.Verb+" "+cmd.Args[0]+" "+cmd.Args[1])
-		sc.reply(t, cmd.Tag, reply(cmd))
+		sc.Reply(t, cmd.Tag, reply(cmd))
 	}
 	slices.Sort(got)
 	return got
@@ -172,33 +147,33 @@ func refuse(cmd protocol.Command) string { return "200 refused the " + cmd.Args[
 
 func TestReceiveCountsMessagesOnce(t *testing.T) {
 	s, stdout, stderr, status := startReceiver(t, Config{Count: 2, NoHistory: true})
-	sc := s.accept(t)
+	sc := s.Accept(t)
 	loginAs(t, sc)
-	sc.send(t,
-		"OFFER tk1 1000 alice "+wireTime+" chat",
-		"OFFER tk2 1000 alice "+wireTime+" file 1 10 a.txt", // no --dir
-		"OFFER tk3 1000 alice "+wireTime+" file 1 10",       // malformed: ignored
+	sc.Send(t,
+		"OFFER tk1 1000 alice "+fakeserver.WireTime+" chat",
+		"OFFER tk2 1000 alice "+fakeserver.WireTime+" file 1 10 a.txt", // no --dir
+		"OFFER tk3 1000 alice "+fakeserver.WireTime+" file 1 10",       // malformed: ignored
 	)
 	if got, want := answers(t, sc, 2, refuse), []string{"REJECT chat tk1", "REJECT file tk2"}; !slices.Equal(got, want) {
 		t.Errorf("answers %q, want %q", got, want)
 	}
-	sc.send(t,
-		"NUDGE 1000 alice "+wireTime,
+	sc.Send(t,
+		"NUDGE 1000 alice "+fakeserver.WireTime,
 		"PRESENCE 1000 alice online",
-		"MSG 7 1000 alice "+wireTime+" hello \x1b[31mbob",
-		"MSG 7 1000 alice "+wireTime+" hello \x1b[31mbob", // again: acknowledged, not shown
-		"REQUEST 8 1000 alice "+wireTime+" friend",        // shown, not counted
-		"GMSG 9 1000 alice "+wireTime+" #dev to the group",
+		"MSG 7 1000 alice "+fakeserver.WireTime+" hello \x1b[31mbob",
+		"MSG 7 1000 alice "+fakeserver.WireTime+" hello \x1b[31mbob", // again: acknowledged, not shown
+		"REQUEST 8 1000 alice "+fakeserver.WireTime+" friend",        // shown, not counted
+		"GMSG 9 1000 alice "+fakeserver.WireTime+" #dev to the group",
 	)
 	for _, want := range []string{"ACK 7", "ACK 7", "ACK 8", "ACK 9"} {
-		if got := sc.next(t); got != want {
+		if got := sc.Next(t); got != want {
 			t.Errorf("read %q, want %q", got, want)
 		}
 	}
-	cmd := sc.expect(t, "QUIT")
-	sc.reply(t, cmd.Tag, "221 bye")
-	sc.eof(t)
-	if got := await(t, status); got != exitOK {
+	cmd := sc.Expect(t, "QUIT")
+	sc.Reply(t, cmd.Tag, "221 bye")
+	sc.EOF(t)
+	if got := fakeserver.Await(t, status); got != exitOK {
 		t.Errorf("exit status %d, want %d; stderr %q", got, exitOK, stderr.String())
 	}
 	out := stdout.String()
@@ -210,7 +185,7 @@ func TestReceiveCountsMessagesOnce(t *testing.T) {
 			t.Errorf("stdout %q lacks %q", out, want)
 		}
 	}
-	if why := terminalUnsafe(out); why != "" {
+	if why := fakeserver.TerminalUnsafeLines(out); why != "" {
 		t.Errorf("stdout %q: %s", out, why)
 	}
 	errs := stderr.String()
@@ -229,17 +204,17 @@ func TestReceiveCountsMessagesOnce(t *testing.T) {
 // fails, which recv reports and survives.)
 func TestReceiveAnswersOffersByRule(t *testing.T) {
 	s, stdout, stderr, status := startReceiver(t, Config{Count: 1, NoHistory: true, Dir: t.TempDir(), From: []string{"ALICE"}, MaxSize: 100})
-	sc := s.accept(t)
+	sc := s.Accept(t)
 	loginAs(t, sc)
-	sc.send(t,
-		"OFFER tk1 1000 alice "+wireTime+" file 1 100 ok.txt",
-		"OFFER tk2 1000 alice "+wireTime+" file 2 101 2 files",
-		"OFFER tk3 1002 mallory "+wireTime+" file 1 1 evil\u202etxt.exe",
-		"OFFER tk4 1000 alice "+wireTime+" chat",
+	sc.Send(t,
+		"OFFER tk1 1000 alice "+fakeserver.WireTime+" file 1 100 ok.txt",
+		"OFFER tk2 1000 alice "+fakeserver.WireTime+" file 2 101 2 files",
+		"OFFER tk3 1002 mallory "+fakeserver.WireTime+" file 1 1 evil\u202etxt.exe",
+		"OFFER tk4 1000 alice "+fakeserver.WireTime+" chat",
 	)
 	got := answers(t, sc, 4, func(cmd protocol.Command) string {
 		if cmd.Verb == "ACCEPT" {
-			return "260 " + cmd.Args[1] + " 1000 192.0.2.7:5000 2026-11-22T10:02:00.000Z"
+			return "260 " + cmd.Args[1] + " 1000 192.0.2.7:5000 2026-11-22T10:02:00.000Z SHA256:gbY32PzSxtpjWeaWMROhFw3nleS3JbhNHgtM/Z7FjOk s3cr3t"
 		}
 		return refuse(cmd)
 	})
@@ -247,14 +222,14 @@ func TestReceiveAnswersOffersByRule(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("answers %q, want %q", got, want)
 	}
-	sc.send(t, "MSG 7 1000 alice "+wireTime+" done")
-	if got := sc.next(t); got != "ACK 7" {
+	sc.Send(t, "MSG 7 1000 alice "+fakeserver.WireTime+" done")
+	if got := sc.Next(t); got != "ACK 7" {
 		t.Errorf("read %q, want ACK 7", got)
 	}
-	cmd := sc.expect(t, "QUIT")
-	sc.reply(t, cmd.Tag, "221 bye")
-	sc.eof(t)
-	if got := await(t, status); got != exitOK {
+	cmd := sc.Expect(t, "QUIT")
+	sc.Reply(t, cmd.Tag, "221 bye")
+	sc.EOF(t)
+	if got := fakeserver.Await(t, status); got != exitOK {
 		t.Errorf("exit status %d; stderr %q", got, stderr.String())
 	}
 	errs := stderr.String()
@@ -268,7 +243,7 @@ func TestReceiveAnswersOffersByRule(t *testing.T) {
 			t.Errorf("stderr %q lacks %q", errs, want)
 		}
 	}
-	if why := terminalUnsafe(errs); why != "" {
+	if why := fakeserver.TerminalUnsafeLines(errs); why != "" {
 		t.Errorf("stderr %q: %s", errs, why)
 	}
 	if !strings.Contains(stdout.String(), "done") {
@@ -280,49 +255,69 @@ func TestReceiveAnswersOffersByRule(t *testing.T) {
 // (its ACK lost with the connection) is not shown or counted twice.
 func TestReceiveReconnects(t *testing.T) {
 	s, stdout, stderr, status := startReceiver(t, Config{Count: 2, NoHistory: true, JSON: true})
-	sc := s.accept(t)
+	sc := s.Accept(t)
 	loginAs(t, sc)
-	sc.send(t, "MSG 7 1000 alice "+wireTime+" first")
-	if got := sc.next(t); got != "ACK 7" {
+	sc.Send(t, "MSG 7 1000 alice "+fakeserver.WireTime+" first")
+	if got := sc.Next(t); got != "ACK 7" {
 		t.Errorf("read %q", got)
 	}
-	sc.c.Close()
-	sc = s.accept(t)
+	sc.Close()
+	sc = s.Accept(t)
 	loginAs(t, sc)
-	sc.send(t, "MSG 7 1000 alice "+wireTime+" first", "MSG 8 1000 alice "+wireTime+" second")
+	sc.Send(t, "MSG 7 1000 alice "+fakeserver.WireTime+" first", "MSG 8 1000 alice "+fakeserver.WireTime+" second")
 	for _, want := range []string{"ACK 7", "ACK 8"} {
-		if got := sc.next(t); got != want {
+		if got := sc.Next(t); got != want {
 			t.Errorf("read %q, want %q", got, want)
 		}
 	}
-	sc.reply(t, sc.expect(t, "QUIT").Tag, "221 bye")
-	sc.c.Close()
-	if got := await(t, status); got != exitOK {
+	sc.Reply(t, sc.Expect(t, "QUIT").Tag, "221 bye")
+	sc.Close()
+	if got := fakeserver.Await(t, status); got != exitOK {
 		t.Errorf("exit status %d; stderr %q", got, stderr.String())
 	}
-	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	if len(lines) != 2 || !strings.Contains(lines[0], `"text":"first"`) || !strings.Contains(lines[1], `"text":"second"`) {
-		t.Errorf("stdout %q, want first and second once each", lines)
+	// The messages once each, and between them the connection's story.
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		var rec struct{ Type, Text, State, Server string }
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("stdout line %q: %v", l, err)
+		}
+		switch rec.Type {
+		case "msg":
+			got = append(got, rec.Text)
+		case "connection":
+			if rec.Server != s.Addr() {
+				t.Errorf("connection record %q names another server", l)
+			}
+			if rec.State != "reconnecting" {
+				got = append(got, rec.State)
+			}
+		}
 	}
-	if !strings.Contains(stderr.String(), "reconnecting") {
-		t.Errorf("stderr %q does not say it reconnects", stderr.String())
+	if want := []string{"first", "lost", "back", "second"}; !slices.Equal(got, want) {
+		t.Errorf("stdout holds %q, want %q", got, want)
+	}
+	errs := stderr.String()
+	if !strings.Contains(errs, "connection to "+s.Addr()+" lost (the server closed the connection); reconnecting") ||
+		!strings.Contains(errs, "reconnected: back on "+s.Addr()) {
+		t.Errorf("stderr %q does not say it lost the connection and got it back", errs)
 	}
 }
 
 func TestReceiveLoginRefusedIsFinal(t *testing.T) {
 	s, _, stderr, status := startReceiver(t, Config{Count: 1, NoHistory: true})
-	sc := s.accept(t)
-	sc.reply(t, sc.expect(t, "USER").Tag, "331 password required")
-	sc.reply(t, sc.expect(t, "PASS").Tag, "535 login incorrect")
-	sc.eof(t)
-	if got := await(t, status); got != exitFailed {
+	sc := s.Accept(t)
+	sc.Reply(t, sc.Expect(t, "USER").Tag, "331 password required")
+	sc.Reply(t, sc.Expect(t, "PASS").Tag, "535 login incorrect")
+	sc.EOF(t)
+	if got := fakeserver.Await(t, status); got != exitFailed {
 		t.Errorf("exit status %d, want %d", got, exitFailed)
 	}
 	if !strings.Contains(stderr.String(), "login: 535 login incorrect") {
 		t.Errorf("stderr %q", stderr.String())
 	}
 	select {
-	case <-s.conns:
+	case <-s.Conns():
 		t.Error("a refused login was tried again")
 	default:
 	}
@@ -337,21 +332,21 @@ func TestReceiveHistoryAcrossRuns(t *testing.T) {
 		acks   []string
 		want   []string
 	}{
-		{[]string{"MSG 7 1000 alice " + wireTime + " first"}, []string{"ACK 7"}, []string{"first"}},
-		{[]string{"MSG 7 1000 alice " + wireTime + " first", "MSG 8 1000 alice " + wireTime + " second"}, []string{"ACK 7", "ACK 8"}, []string{"second"}},
+		{[]string{"MSG 7 1000 alice " + fakeserver.WireTime + " first"}, []string{"ACK 7"}, []string{"first"}},
+		{[]string{"MSG 7 1000 alice " + fakeserver.WireTime + " first", "MSG 8 1000 alice " + fakeserver.WireTime + " second"}, []string{"ACK 7", "ACK 8"}, []string{"second"}},
 	} {
 		s, stdout, stderr, status := startReceiver(t, Config{Count: 1})
-		sc := s.accept(t)
+		sc := s.Accept(t)
 		loginAs(t, sc)
-		sc.send(t, tc.events...)
+		sc.Send(t, tc.events...)
 		for _, want := range tc.acks {
-			if got := sc.next(t); got != want {
+			if got := sc.Next(t); got != want {
 				t.Errorf("run %d: read %q, want %q", run, got, want)
 			}
 		}
-		sc.reply(t, sc.expect(t, "QUIT").Tag, "221 bye")
-		sc.c.Close()
-		if got := await(t, status); got != exitOK {
+		sc.Reply(t, sc.Expect(t, "QUIT").Tag, "221 bye")
+		sc.Close()
+		if got := fakeserver.Await(t, status); got != exitOK {
 			t.Errorf("run %d: exit status %d; stderr %q", run, got, stderr.String())
 		}
 		out := stdout.String()
@@ -377,18 +372,90 @@ func TestRunUsage(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{Config{User: "bob", Password: "pw"}, "--server"},
+		{Config{User: "bob", Password: "pw", NoDiscovery: true}, "--server"},
 		{Config{Server: "qchat.invalid", Password: "pw"}, "--user"},
 		{Config{Server: "qchat.invalid", User: "bob"}, "no password"},
 		{Config{Server: "qchat.invalid", User: "bob", PasswordFile: filepath.Join(dir, "missing")}, "password file"},
 		{Config{Server: "qchat.invalid", User: "bob", PasswordFile: empty}, "first line is empty"},
 	} {
-		var stdout, stderr syncBuffer
+		var stdout, stderr fakeserver.Buffer
 		if got := Run(context.Background(), tc.cfg, &stdout, &stderr); got != exitUsage {
 			t.Errorf("Run(%+v) = %d, want %d", tc.cfg, got, exitUsage)
 		}
 		if !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("Run(%+v): stderr %q, want %q", tc.cfg, stderr.String(), tc.want)
+		}
+	}
+}
+
+// With several servers: a dead one is skipped at the start, and when the
+// server in use goes away recv moves to the next; what the new one sends
+// again (its ACK was lost) is not shown or counted twice. Each step is
+// said on stderr, and in the connection records under --json.
+func TestReceiveMovesToAnotherServer(t *testing.T) {
+	gone := fakeserver.New(t, "")
+	gone.Close()
+	a, b := fakeserver.New(t, fakeserver.Greeting), fakeserver.New(t, fakeserver.Greeting)
+	list := gone.Addr() + "," + a.Addr() + "," + b.Addr()
+	stdout, stderr := &fakeserver.Buffer{}, &fakeserver.Buffer{}
+	r := &receiver{cfg: Config{Server: list, ServerOrder: client.OrderListed, User: "bob", DialTimeout: fakeserver.Guard, NoTLS: true,
+		Count: 2, NoHistory: true, JSON: true}, pw: "pw", out: client.NewPrinter(stdout, true), stderr: stderr}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	status := fakeserver.Async(func() int { return r.run(ctx) })
+
+	sc := a.Accept(t)
+	loginAs(t, sc)
+	sc.Send(t, "MSG 7 1000 alice "+fakeserver.WireTime+" first")
+	if got := sc.Next(t); got != "ACK 7" {
+		t.Errorf("a read %q", got)
+	}
+	sc.Close()
+	sc = b.Accept(t)
+	loginAs(t, sc)
+	sc.Send(t, "MSG 7 1000 alice "+fakeserver.WireTime+" first", "MSG 8 1000 alice "+fakeserver.WireTime+" second")
+	for _, want := range []string{"ACK 7", "ACK 8"} {
+		if got := sc.Next(t); got != want {
+			t.Errorf("b read %q, want %q", got, want)
+		}
+	}
+	sc.Reply(t, sc.Expect(t, "QUIT").Tag, "221 bye")
+	sc.Close()
+	if got := fakeserver.Await(t, status); got != exitOK {
+		t.Errorf("exit status %d; stderr %q", got, stderr.String())
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		var rec struct{ Type, Text, State, Server, Failed, Next, Previous string }
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("stdout line %q: %v", l, err)
+		}
+		switch {
+		case rec.Type == "msg":
+			got = append(got, rec.Text)
+		case rec.Type == "connection" && rec.State == "reconnecting" && rec.Failed != "":
+			got = append(got, "skipped "+rec.Failed+" for "+rec.Server)
+		case rec.Type == "connection" && rec.State == "lost":
+			got = append(got, "lost "+rec.Server+", next "+rec.Next)
+		case rec.Type == "connection" && rec.State == "back":
+			got = append(got, "back on "+rec.Server+" from "+rec.Previous)
+		}
+	}
+	want := []string{"skipped " + gone.Addr() + " for " + a.Addr(), "first", "lost " + a.Addr() + ", next " + b.Addr(),
+		"back on " + b.Addr() + " from " + a.Addr(), "second"}
+	if !slices.Equal(got, want) {
+		t.Errorf("stdout holds\n%q\nwant\n%q", got, want)
+	}
+	errs := stderr.String()
+	for _, want := range []string{
+		"qchat recv: cannot connect to " + gone.Addr() + ": nothing is listening there (connection refused)",
+		"; trying " + a.Addr() + "…\n",
+		"qchat recv: connection to " + a.Addr() + " lost (the server closed the connection); trying " + b.Addr() + "…\n",
+		"qchat recv: reconnected: back on " + b.Addr() + " after ",
+		" (moved from " + a.Addr() + ")\n",
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr %q lacks %q", errs, want)
 		}
 	}
 }

@@ -13,6 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"qchat/modes/serve/dedupe"
+	"qchat/modes/serve/limits"
+	"qchat/modes/serve/store"
+	"qchat/modes/serve/store/sqlite"
 	"qchat/protocol"
 )
 
@@ -21,8 +25,9 @@ import (
 //
 //	go test -run '^$' -bench . -benchmem ./modes/serve/
 //
-// BenchmarkStore* is the durable store alone (what an unacknowledged
-// message costs), BenchmarkRoute the in-memory path of a message to an
+// The durable store alone (what an unacknowledged message costs) is
+// storetest.Bench, run by BenchmarkStore in store/sqlite and
+// store/postgres. BenchmarkRoute is the in-memory path of a message to an
 // online recipient who acknowledges it (post, push, ACK, answer),
 // BenchmarkGroupFanout the same for a group message to many members, and
 // BenchmarkRelay a private message through real connections on loopback.
@@ -37,7 +42,7 @@ func TestWireFormatsMatchProtocol(t *testing.T) {
 		time.Now(),
 	}
 	for i, tm := range times {
-		it := Stored{Recipient: 1001, ID: int64(1e6 + i), Kind: "MSG", Sender: 1000, Nick: "小明", Time: tm, Body: "hi  there\r\nx\x00y"}
+		it := store.Item{Recipient: 1001, ID: int64(1e6 + i), Kind: "MSG", Sender: 1000, Nick: "小明", Time: tm, Body: "hi  there\r\nx\x00y"}
 		want := protocol.AppendEvent(nil, "MSG", idStr(it.ID), idStr(it.Sender), it.Nick, protocol.FormatTime(it.Time), it.Body)
 		if got := formatItem(nil, &it); string(got) != string(want) {
 			t.Errorf("formatItem:\n got %q\nwant %q", got, want)
@@ -52,77 +57,14 @@ func TestWireFormatsMatchProtocol(t *testing.T) {
 	}
 }
 
-func benchStore(b *testing.B, sync string) *Store {
+func benchStore(b *testing.B, sync string) store.Store {
 	b.Helper()
-	st, err := OpenStore(b.TempDir(), sync)
+	st, err := sqlite.Open(b.TempDir(), sync, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
 	return st
-}
-
-func benchItems(n int, id *int64) []Stored {
-	items := make([]Stored, n)
-	now := time.Now()
-	for i := range items {
-		*id++
-		items[i] = Stored{Recipient: 1001, ID: *id, Kind: "MSG", Sender: 1000, Nick: "alice", Time: now, Body: strings.Repeat("x", 64)}
-	}
-	return items
-}
-
-// BenchmarkStoreSave is the cost of making one message durable when
-// batch messages share a commit (the saver's group commit); one op is one
-// message.
-func BenchmarkStoreSave(b *testing.B) {
-	for _, sync := range []string{"full", "normal"} {
-		for _, batch := range []int{1, 16, 256} {
-			b.Run(fmt.Sprintf("sync=%s/batch=%d", sync, batch), func(b *testing.B) {
-				st := benchStore(b, sync)
-				var id int64
-				done := make(chan error, 1)
-				b.ResetTimer()
-				for n := 0; n < b.N; n += batch {
-					st.SaveInbox(benchItems(min(batch, b.N-n), &id), func(err error) { done <- err })
-					if err := <-done; err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-			})
-		}
-	}
-}
-
-// BenchmarkStoreSaveDelete is a message that outlived the ack grace: saved,
-// then deleted once acknowledged; batch messages per commit.
-func BenchmarkStoreSaveDelete(b *testing.B) {
-	for _, batch := range []int{1, 256} {
-		b.Run(fmt.Sprintf("sync=full/batch=%d", batch), func(b *testing.B) {
-			st := benchStore(b, "full")
-			var id int64
-			done := make(chan error, 1)
-			b.ResetTimer()
-			for n := 0; n < b.N; n += batch {
-				items := benchItems(min(batch, b.N-n), &id)
-				st.SaveInbox(items, func(err error) { done <- err })
-				if err := <-done; err != nil {
-					b.Fatal(err)
-				}
-				ids := make([]int64, len(items))
-				for i := range items {
-					ids[i] = items[i].ID
-				}
-				st.DeleteInbox(1001, ids)
-			}
-			// Wait for the last deletes: a read-your-writes job.
-			if _, _, err := st.ReserveIDs(context.Background(), 1); err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-		})
-	}
 }
 
 // discardConn is a connection that swallows writes and never reads.
@@ -159,6 +101,8 @@ func BenchmarkRoute(b *testing.B) {
 	po.attach(ctx, bob)
 	text := strings.Repeat("x", 64)
 	mb := po.box(bob.user)
+	alice.takeArena() // as while its read loop handles a burst of input
+	defer alice.releaseArena()
 	b.ReportAllocs()
 	ack := make([]int64, 1)
 	for b.Loop() {
@@ -172,6 +116,56 @@ func BenchmarkRoute(b *testing.B) {
 	}
 }
 
+// BenchmarkRouteUnbatched is BenchmarkRoute as a person's client makes
+// it: each MSG parsed from its own line (one read each, the arena taken
+// and given back around it, as the read loop does), routed, encoded,
+// pushed, and acknowledged by ACK ..<id>, parsed too.
+func BenchmarkRouteUnbatched(b *testing.B) {
+	ctx := context.Background()
+	st := benchStore(b, "full")
+	ids, err := newIDAlloc(ctx, st, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := Defaults()
+	po, err := newPostOffice(ctx, st, ids, slog.New(slog.DiscardHandler), cfg.AckGrace, cfg.MaxQueue, 1024, cfg.MaxOutbound/2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer po.close()
+	srv := &Server{cfg: cfg, po: po}
+	alice, bob := benchSession(srv, 1000, "alice"), benchSession(srv, 1001, "bob")
+	alice.text, bob.text = alice.str, bob.str
+	po.attach(ctx, alice)
+	po.attach(ctx, bob)
+	msg := []byte("@t1 MSG 1001 " + strings.Repeat("x", 64))
+	var ack []byte
+	mb := po.box(bob.user)
+	b.ReportAllocs()
+	for b.Loop() {
+		alice.takeArena()
+		if err := protocol.ParseCommandTo(&alice.cmd, msg, alice.text); err != nil {
+			b.Fatal(err)
+		}
+		if err := po.post(alice, alice.cmd.Tag, bob.user, alice.cmd.Args[1]); err != nil {
+			b.Fatal(err)
+		}
+		alice.releaseArena()
+		mb.mu.Lock()
+		id := mb.queue[len(mb.queue)-1].id
+		mb.mu.Unlock()
+		bob.takeArena()
+		ack = strconv.AppendInt(append(ack[:0], "ACK .."...), id, 10)
+		if err := protocol.ParseCommandTo(&bob.cmd, ack, bob.text); err != nil {
+			b.Fatal(err)
+		}
+		if err := bob.cmdAck(&bob.cmd); err != nil {
+			b.Fatal(err)
+		}
+		bob.releaseArena()
+	}
+}
+
 // BenchmarkRelay is one message through a real server on loopback: one
 // sender pipelining MSGs (at most 256 waiting for their reply), one
 // receiver acknowledging each read's worth of messages at once. The
@@ -182,6 +176,7 @@ func BenchmarkRelay(b *testing.B) {
 	cfg := Defaults()
 	cfg.Listen, cfg.Data, cfg.HashCost = "127.0.0.1:0", b.TempDir(), 4
 	cfg.Log = slog.New(slog.DiscardHandler)
+	cfg.Limits.Exempt, _ = limits.ParseExempt([]string{"127.0.0.0/8"}) // a load test is no flood
 	srv, err := Start(ctx, cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -360,6 +355,8 @@ func benchGroupFanout(b *testing.B, members, held int) {
 	text := strings.Repeat("x", 64)
 	to := make([]int64, members)
 	acks := make([]int64, 0, held)
+	alice.takeArena() // as while its read loop handles a burst of input
+	defer alice.releaseArena()
 	b.ReportAllocs()
 	n := 0
 	for b.Loop() {
@@ -380,4 +377,59 @@ func benchGroupFanout(b *testing.B, members, held int) {
 		}
 	}
 	b.ReportMetric(float64(b.N*members)/b.Elapsed().Seconds(), "deliveries/s")
+}
+
+// BenchmarkRouteClientID is BenchmarkRoute with a client id on every
+// message (MSG id=<cid>, as chat sends them): what the id costs is its
+// entry in memory and its record in the journal (a copy into a mapped
+// ring, no system call).
+// BenchmarkRouteClientIDMemory leaves the journal out, to tell the two
+// apart.
+func BenchmarkRouteClientID(b *testing.B)       { benchRouteID(b, true) }
+func BenchmarkRouteClientIDMemory(b *testing.B) { benchRouteID(b, false) }
+
+func benchRouteID(b *testing.B, journal bool) {
+	ctx := context.Background()
+	st := benchStore(b, "full")
+	ids, err := newIDAlloc(ctx, st, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := Defaults()
+	po, err := newPostOffice(ctx, st, ids, slog.New(slog.DiscardHandler), cfg.AckGrace, cfg.MaxQueue, 1024, cfg.MaxOutbound/2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer po.close()
+	j, _, err := dedupe.OpenJournal(b.TempDir(), time.Hour, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer j.Close()
+	if journal {
+		po.journal = j
+	}
+	srv := &Server{cfg: cfg}
+	alice, bob := benchSession(srv, 1000, "alice"), benchSession(srv, 1001, "bob")
+	po.attach(ctx, alice)
+	po.attach(ctx, bob)
+	text := strings.Repeat("x", 64)
+	mb := po.box(bob.user)
+	cids := make([]string, 1<<16)
+	for i := range cids {
+		cids[i] = "k3f9qz2a." + strconv.FormatInt(int64(i), 36)
+	}
+	b.ReportAllocs()
+	ack := make([]int64, 1)
+	i := 0
+	for b.Loop() {
+		if err := po.postID(alice, "t1", bob.user, text, cids[i%len(cids)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+		mb.mu.Lock()
+		ack[0] = mb.queue[len(mb.queue)-1].id
+		mb.mu.Unlock()
+		po.ack(bob.user, ack)
+	}
 }

@@ -2,12 +2,14 @@ package serve
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"qchat/modes/serve/store"
 	"qchat/protocol"
 )
 
@@ -19,34 +21,35 @@ type account struct {
 	nick    string
 	pwhash  string
 	created time.Time
-	profile Profile
+	profile store.Profile
 }
 
 // directory maps ids and nicknames to accounts. It is loaded at start and
 // kept in step with the store by the code that changes accounts.
+//
+// A name is looked up by its exact letters without regard to case
+// (byNick), and a new name is refused when it looks like another account's
+// (byLook, keyed by protocol.NickKeys): accounts that look alike but were
+// made before that rule keep working, each under its own name.
 type directory struct {
-	mu     sync.RWMutex
-	byID   map[int64]*account
-	byNick map[string]*account
+	mu      sync.RWMutex
+	byID    map[int64]*account
+	byNick  map[string]*account
+	byLook  map[string][]*account
+	claimed map[string]bool // keys of names being registered or taken (claim)
 }
 
-func loadDirectory(ctx context.Context, st *Store) (*directory, error) {
-	d := &directory{byID: make(map[int64]*account), byNick: make(map[string]*account)}
-	rows, err := st.r.QueryContext(ctx, `SELECT id, nick, pwhash, created FROM users`)
+func loadDirectory(ctx context.Context, st store.Store) (*directory, error) {
+	d := &directory{byID: make(map[int64]*account), byNick: make(map[string]*account),
+		byLook: make(map[string][]*account), claimed: make(map[string]bool)}
+	users, err := st.Users(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		a := new(account)
-		var created int64
-		if err := rows.Scan(&a.id, &a.nick, &a.pwhash, &created); err != nil {
-			return nil, err
-		}
-		a.created = time.Unix(created, 0)
-		d.addLocked(a)
+	for _, u := range users {
+		d.addLocked(&account{id: u.ID, nick: u.Nick, pwhash: u.PwHash, created: u.Created})
 	}
-	return d, rows.Err()
+	return d, nil
 }
 
 func (d *directory) add(a *account) {
@@ -57,7 +60,60 @@ func (d *directory) add(a *account) {
 
 func (d *directory) addLocked(a *account) {
 	d.byID[a.id] = a
-	d.byNick[nickKey(a.nick)] = a
+	d.byNick[store.NickKey(a.nick)] = a
+	for _, k := range protocol.NickKeys(a.nick) {
+		d.byLook[k] = append(d.byLook[k], a)
+	}
+}
+
+// dropLookLocked removes a's current nickname from byLook.
+func (d *directory) dropLookLocked(a *account) {
+	for _, k := range protocol.NickKeys(a.nick) {
+		rest := slices.DeleteFunc(d.byLook[k], func(o *account) bool { return o == a })
+		if len(rest) == 0 {
+			delete(d.byLook, k)
+		} else {
+			d.byLook[k] = rest
+		}
+	}
+}
+
+// errNickLookalike refuses a nickname that looks like another account's
+// (protocol.NickKeys); store.ErrNickTaken, one that is another's in any case.
+var errNickLookalike = protocol.Errorf(protocol.CodeNameTaken, "nickname too like one already taken")
+
+// claim reserves nick for self (nil for a new account) until release is
+// called: it fails when another account has that name in any case
+// (store.ErrNickTaken), or one that looks like it, or another claim holds it
+// (errNickLookalike). A claim makes the check and the change that follows
+// one step for names.
+func (d *directory) claim(nick string, self *account) (release func(), err error) {
+	keys := protocol.NickKeys(nick)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if o := d.byNick[store.NickKey(nick)]; o != nil && o != self {
+		return nil, store.ErrNickTaken
+	}
+	for _, k := range keys {
+		if d.claimed[k] {
+			return nil, errNickLookalike
+		}
+		for _, o := range d.byLook[k] {
+			if o != self {
+				return nil, errNickLookalike
+			}
+		}
+	}
+	for _, k := range keys {
+		d.claimed[k] = true
+	}
+	return func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		for _, k := range keys {
+			delete(d.claimed, k)
+		}
+	}, nil
 }
 
 // snapshot returns a copy of a's fields, safe to read without the lock.
@@ -71,9 +127,13 @@ func (d *directory) snapshot(a *account) account {
 func (d *directory) rename(a *account, nick string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	delete(d.byNick, nickKey(a.nick))
+	delete(d.byNick, store.NickKey(a.nick))
+	d.dropLookLocked(a)
 	a.nick = nick
-	d.byNick[nickKey(nick)] = a
+	d.byNick[store.NickKey(nick)] = a
+	for _, k := range protocol.NickKeys(nick) {
+		d.byLook[k] = append(d.byLook[k], a)
+	}
 }
 
 // update changes a's fields under the lock.
@@ -86,7 +146,7 @@ func (d *directory) update(a *account, fn func(*account)) {
 // find returns up to limit accounts whose id is text or whose nickname
 // holds it (any case), by id.
 func (d *directory) find(text string, limit int) []account {
-	key := nickKey(text)
+	key := store.NickKey(text)
 	d.mu.RLock()
 	var out []account
 	if id, ok := protocol.ParseID(text); ok {
@@ -95,7 +155,7 @@ func (d *directory) find(text string, limit int) []account {
 		}
 	}
 	for _, a := range d.byID {
-		if strings.Contains(nickKey(a.nick), key) && (len(out) == 0 || out[0].id != a.id) {
+		if strings.Contains(store.NickKey(a.nick), key) && (len(out) == 0 || out[0].id != a.id) {
 			out = append(out, *a)
 		}
 	}
@@ -114,7 +174,7 @@ func (d *directory) lookup(who string) *account {
 	if id, ok := protocol.ParseID(who); ok {
 		return d.byID[id]
 	}
-	return d.byNick[nickKey(who)]
+	return d.byNick[store.NickKey(who)]
 }
 
 func (d *directory) byId(id int64) *account {

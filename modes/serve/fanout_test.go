@@ -3,7 +3,6 @@ package serve
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"qchat/modes/serve/store"
 	"qchat/protocol"
 )
 
@@ -61,7 +61,7 @@ type testPostOffice struct {
 func newTestPostOffice(t *testing.T, maxQueue int) *testPostOffice {
 	t.Helper()
 	ctx := context.Background()
-	st := openStore(t, t.TempDir())
+	st := openSQLite(t, t.TempDir())
 	t.Cleanup(func() { st.Close() })
 	ids, err := newIDAlloc(ctx, st, testLogger())
 	if err != nil {
@@ -325,11 +325,11 @@ func TestAttachMerges(t *testing.T) {
 	po := newTestPostOffice(t, 100)
 	const bob = 2
 	now := time.Now()
-	item := func(id int64) Stored {
-		return Stored{Recipient: bob, ID: id, Kind: "MSG", Sender: 1, Nick: "alice", Time: now, Body: "m" + strconv.FormatInt(id, 10)}
+	item := func(id int64) store.Item {
+		return store.Item{Recipient: bob, ID: id, Kind: "MSG", Sender: 1, Nick: "alice", Time: now, Body: "m" + strconv.FormatInt(id, 10)}
 	}
 	saved := make(chan error, 1)
-	po.store.SaveInbox([]Stored{item(10), item(11), item(12)}, func(err error) { saved <- err })
+	po.store.SaveInbox([]store.Item{item(10), item(11), item(12)}, func(err error) { saved <- err })
 	if err := <-saved; err != nil {
 		t.Fatal(err)
 	}
@@ -338,8 +338,9 @@ func TestAttachMerges(t *testing.T) {
 	mb := po.box(bob)
 	mb.mu.Lock()
 	for _, id := range []int64{11, 12, 13} {
-		e := &entry{item: item(id), mb: mb, state: stSaved}
-		e.line = formatItem(nil, &e.item)
+		it := item(id)
+		e := &entry{item: &it, mb: mb, state: stSaved}
+		e.line = formatItem(nil, e.item)
 		po.enqueueLocked(mb, e)
 		switch id {
 		case 12:
@@ -377,24 +378,32 @@ func TestIDsRunOut(t *testing.T) {
 		alice, _ := po.online(1)
 		bob, rec := po.online(2)
 		mb := po.box(2)
-		st := po.store
-		// The writer is busy until the reservation is queued behind this
-		// job, whose callback then needs bob's mailbox.
-		running, called := make(chan struct{}), make(chan struct{})
-		st.submit(func(tx *sql.Tx) error {
-			close(running)
-			j := <-st.jobs // the reservation
-			st.jobs <- j
-			return nil
-		}, false, func(error) {
+		// The writer is busy with a batch whose callback, once the post
+		// has run out of ids (the reservation then waits behind this
+		// batch), needs bob's mailbox.
+		proceed, called := make(chan struct{}), make(chan struct{})
+		po.store.SaveInbox([]store.Item{{Recipient: 99, ID: 1, Kind: "MSG", Sender: 98, Nick: "x", Time: time.Now(), Body: "x"}}, func(error) {
+			<-proceed
 			mb.mu.Lock()
 			mb.mu.Unlock()
 			close(called)
 		})
-		<-running
 		po.ids.mu.Lock()
 		po.ids.next = po.ids.hi + 1
 		po.ids.mu.Unlock()
+		go func() { // until the post has run out of ids (bounded: see below)
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
+			for deadline := time.Now().Add(ioWait); time.Now().Before(deadline); <-tick.C {
+				po.ids.mu.Lock()
+				out := po.ids.reserving
+				po.ids.mu.Unlock()
+				if out {
+					break
+				}
+			}
+			close(proceed)
+		}()
 
 		posted := make(chan error, 1)
 		go func() {

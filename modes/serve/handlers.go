@@ -3,12 +3,15 @@ package serve
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
+	"qchat/modes/serve/store"
 	"qchat/protocol"
 )
 
@@ -24,26 +27,35 @@ var handlers map[string]handler
 
 func init() {
 	handlers = map[string]handler{
-		"REG":   {run: (*session).cmdReg, preLogin: true},
-		"USER":  {run: (*session).cmdUser, preLogin: true},
-		"PASS":  {run: (*session).cmdPass, preLogin: true},
-		"PING":  {run: (*session).cmdPing, preLogin: true},
-		"PONG":  {run: (*session).cmdPong, preLogin: true},
-		"HELP":  {run: (*session).cmdHelp, preLogin: true},
-		"QUIT":  {run: (*session).cmdQuit, preLogin: true},
-		"LIST":  {run: (*session).cmdList},
-		"INFO":  {run: (*session).cmdInfo},
-		"MSG":   {run: (*session).cmdMsg},
-		"ACK":   {run: (*session).cmdAck},
-		"CHAT":  {run: (*session).cmdChat},
-		"FILE":  {run: (*session).cmdFile},
-		"RELAY": {run: (*session).cmdRelay, preLogin: true},
+		"REG":     {run: (*session).cmdReg, preLogin: true},
+		"USER":    {run: (*session).cmdUser, preLogin: true},
+		"PASS":    {run: (*session).cmdPass, preLogin: true},
+		"PING":    {run: (*session).cmdPing, preLogin: true},
+		"PONG":    {run: (*session).cmdPong, preLogin: true},
+		"HELP":    {run: (*session).cmdHelp, preLogin: true},
+		"QUIT":    {run: (*session).cmdQuit, preLogin: true},
+		"LIST":    {run: (*session).cmdList},
+		"INFO":    {run: (*session).cmdInfo},
+		"MSG":     {run: (*session).cmdMsg},
+		"ACK":     {run: (*session).cmdAck},
+		"READ":    {run: (*session).cmdRead},
+		"HISTORY": {run: (*session).cmdHistory},
+		"CHAT":    {run: (*session).cmdChat},
+		"FILE":    {run: (*session).cmdFile},
+		"RELAY":   {run: (*session).cmdRelay, preLogin: true},
+
+		"STARTTLS":  {run: (*session).cmdStartTLS, preLogin: true},
+		"LINKKEY":   {run: (*session).cmdLinkKey},
+		"ENDPOINTS": {run: (*session).cmdEndpoints},
+		"RESUME":    {run: (*session).cmdResume, preLogin: true},
+		"TOKEN":     {run: (*session).cmdToken},
 
 		"AWAY":    {run: (*session).cmdAway},
 		"BACK":    {run: (*session).cmdBack},
 		"SET":     {run: (*session).cmdSet},
 		"PASSWD":  {run: (*session).cmdPasswd},
 		"NUDGE":   {run: (*session).cmdNudge},
+		"TYPING":  {run: (*session).cmdTyping},
 		"FIND":    {run: (*session).cmdFind},
 		"ADD":     {run: (*session).cmdAdd},
 		"ACCEPT":  {run: (*session).cmdAnswer},
@@ -87,6 +99,13 @@ func (s *session) dispatch(c *protocol.Command) {
 			return
 		}
 	}
+	if err := s.checkEncryption(c.Verb); err != nil {
+		s.replyErr(c.Tag, err)
+		return
+	}
+	if !s.paced(c) {
+		return
+	}
 	if err := h.run(s, c); err != nil {
 		s.replyErr(c.Tag, err)
 	}
@@ -98,9 +117,9 @@ func (s *session) replyErr(tag string, err error) {
 	switch {
 	case errors.As(err, &pe):
 		s.replyf(tag, pe.Code, "%s", pe.Text)
-	case errors.Is(err, ErrNoUser):
+	case errors.Is(err, store.ErrNoUser):
 		s.replyf(tag, protocol.CodeNoSuchUser, "no such user")
-	case errors.Is(err, ErrNickTaken):
+	case errors.Is(err, store.ErrNickTaken):
 		s.replyf(tag, protocol.CodeNameTaken, "nickname already taken")
 	default:
 		s.srv.log.Error("command failed", "conn", s.id, "user", s.loggedIn(), "err", err)
@@ -117,8 +136,13 @@ func (s *session) cmdReg(c *protocol.Command) error {
 	if err := protocol.ValidPassword(pw); err != nil {
 		return err
 	}
-	if s.srv.dir.lookup(nick) != nil {
-		return ErrNickTaken
+	release, err := s.srv.dir.claim(nick, nil)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if !s.regAllowed(c.Tag) {
+		return nil
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(pw), s.srv.cfg.HashCost)
 	if err != nil {
@@ -142,14 +166,11 @@ func (s *session) cmdUser(c *protocol.Command) error {
 		return protocol.Errorf(protocol.CodeSequence, "already logged in")
 	}
 	s.pending = s.srv.dir.lookup(c.Args[0])
+	s.lim.account = loginKey(s.pending, c.Args[0])
 	s.userSent = true
 	s.replyf(c.Tag, protocol.CodePassword, "password required")
 	return nil
 }
-
-// dummyHash is compared against when USER named nobody, so that a wrong
-// user costs the same time as a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("qchat dummy password"), bcrypt.MinCost)
 
 // PASS <password>
 func (s *session) cmdPass(c *protocol.Command) error {
@@ -161,14 +182,18 @@ func (s *session) cmdPass(c *protocol.Command) error {
 	}
 	a := s.pending
 	s.pending, s.userSent = nil, false
-	hash := dummyHash
+	if !s.loginAllowed(c.Tag) {
+		return nil
+	}
+	hash := s.srv.lim.dummyHash // an unknown user costs the same work as a wrong password
 	var snap account
 	if a != nil {
 		snap = s.srv.dir.snapshot(a)
 		hash = []byte(snap.pwhash)
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(c.Args[0])) != nil || a == nil {
+	if comparePassword(hash, []byte(c.Args[0])) != nil || a == nil {
 		s.failures++
+		s.loginFailed()
 		s.srv.log.Info("login failed", "conn", s.id, "remote", s.remote, "failures", s.failures)
 		s.replyf(c.Tag, protocol.CodeLoginFailed, "login incorrect")
 		if s.failures >= maxAuthFailures {
@@ -176,35 +201,71 @@ func (s *session) cmdPass(c *protocol.Command) error {
 		}
 		return nil
 	}
-	s.mu.Lock()
-	s.user, s.nick = snap.id, snap.nick
-	s.mu.Unlock()
-	s.replyf(c.Tag, protocol.CodeLoggedIn, "%d %s", snap.id, snap.nick)
-	s.srv.log.Info("logged in", "conn", s.id, "remote", s.remote, "user", snap.id)
-	if old := s.srv.hub.login(s); old != nil {
-		old.close(reasonTakeover, "logged in from another place")
-	} else {
-		s.srv.announce(snap.id, snap.nick, "online", snap.profile.Status)
-	}
-	s.srv.po.attach(context.Background(), s)
+	s.loginAs(c.Tag, snap, "password")
 	return nil
 }
 
-// LIST
+// loginAs logs the session in as the account of snap, whose password or
+// resumption token was just checked (how): 230, then it is online.
+func (s *session) loginAs(tag string, snap account, how string) {
+	s.mu.Lock()
+	s.user, s.nick = snap.id, snap.nick
+	s.mu.Unlock()
+	s.in.Store(true)
+	s.prefs.Store(prefsOf(snap.profile.NoReceipts, snap.profile.NoTyping))
+	s.loginSucceeded()
+	// Online before the 230: a client that read it is online for everyone.
+	old := s.srv.hub.login(s)
+	if old != nil {
+		old.close(reasonTakeover, "logged in from another place")
+	}
+	s.replyf(tag, protocol.CodeLoggedIn, "%d %s", snap.id, snap.nick)
+	s.srv.log.Info("logged in", "conn", s.id, "remote", s.remote, "user", snap.id, "with", how)
+	if old == nil {
+		s.srv.notePresence(snap.id)
+	}
+	s.srv.po.attach(context.Background(), s)
+	s.srv.sendWaitingMarks(s)
+}
+
+// LIST [<version>]
+//
+// Without a version, or with one the server no longer knows: everyone
+// online (friends only in friends mode), then "210 <n> online <version>".
+// With a version (of a PRESENCES event, or of an earlier LIST): who
+// changed since, offline ones too, then "210 <n> changed <version>".
 func (s *session) cmdList(c *protocol.Command) error {
+	me := s.loggedIn()
+	if len(c.Args) == 1 {
+		since, err := strconv.ParseUint(c.Args[0], 10, 64)
+		if err != nil {
+			return protocol.Errorf(protocol.CodeSyntax, "LIST: a version is a number")
+		}
+		if users, version, ok := s.srv.pres.log.Since(since); ok {
+			slices.Sort(users)
+			lines := make([]string, 0, len(users))
+			for _, u := range users {
+				if a := s.srv.dir.byId(u); a != nil && s.srv.seesPresence(me, u) {
+					lines = append(lines, s.srv.userLine(me, a))
+				}
+			}
+			s.replyLines(c.Tag, protocol.CodeList, lines, fmt.Sprintf("%d changed %d", len(lines), version))
+			return nil
+		}
+	}
+	version := s.srv.pres.log.Version() // before the list: changes after it come again, none are missed
 	online := s.srv.hub.list()
 	lines := make([]string, 0, len(online))
 	friendsOnly := s.srv.cfg.Presence == "friends"
-	me := s.loggedIn()
 	for _, o := range online {
 		if friendsOnly && o.user != me && !s.srv.soc.areFriends(me, o.user) {
 			continue
 		}
 		if a := s.srv.dir.byId(o.user); a != nil {
-			lines = append(lines, s.srv.userLine(a))
+			lines = append(lines, s.srv.userLine(me, a))
 		}
 	}
-	s.replyLines(c.Tag, protocol.CodeList, lines, strconv.Itoa(len(lines))+" online")
+	s.replyLines(c.Tag, protocol.CodeList, lines, fmt.Sprintf("%d online %d", len(lines), version))
 	return nil
 }
 
@@ -212,10 +273,10 @@ func (s *session) cmdList(c *protocol.Command) error {
 func (s *session) cmdInfo(c *protocol.Command) error {
 	a := s.srv.dir.lookup(c.Args[0])
 	if a == nil {
-		return ErrNoUser
+		return store.ErrNoUser
 	}
 	snap := s.srv.dir.snapshot(a)
-	state, text := s.srv.presence(a)
+	state, text := s.srv.presenceFor(s.loggedIn(), a)
 	lines := []string{"id " + idStr(snap.id), "nick " + snap.nick, "state " + state}
 	add := func(key, value string) {
 		if value != "" {
@@ -234,14 +295,19 @@ func (s *session) cmdInfo(c *protocol.Command) error {
 	add("registered", snap.created.UTC().Format("2006-01-02"))
 	if me := s.loggedIn(); me != snap.id && s.srv.soc.areFriends(me, snap.id) {
 		add("friend", "yes")
+	} else if me == snap.id { // one's own settings, shown to nobody else
+		add("receipts", onOff(!snap.profile.NoReceipts))
+		add("typing", onOff(!snap.profile.NoTyping))
 	}
 	s.replyLines(c.Tag, protocol.CodeInfo, lines, "end")
 	return nil
 }
 
-// MSG <id|nick> <text>
+// MSG [id=<cid>|resend=<cid>] <id|nick> <text>
 //
-// Answered with 250 <msgid> delivered|stored once the message is safe.
+// Answered with 250 <msgid> delivered|stored once the message is safe; a
+// resend of a message already taken gets that message's answer
+// (resend.go).
 func (s *session) cmdMsg(c *protocol.Command) error {
 	if err := protocol.CheckText(c.Args[1], protocol.MaxText); err != nil {
 		return err
@@ -251,36 +317,60 @@ func (s *session) cmdMsg(c *protocol.Command) error {
 	}
 	a := s.srv.dir.lookup(c.Args[0])
 	if a == nil {
-		return ErrNoUser
+		return store.ErrNoUser
 	}
-	if s.srv.soc.blocked(a.id, s.loggedIn()) {
+	blocked := s.srv.soc.blocked(a.id, s.loggedIn())
+	if c.Resend {
+		if done, err := s.srv.po.resendPrivate(s, c, a.id, blocked); done {
+			return err
+		}
+	}
+	if blocked {
 		// Dropped without telling: the answer looks like any other.
-		s.srv.po.pretendStored(s, c.Tag, a.id)
+		s.srv.po.pretendStored(s, c.Tag, a.id, c.ClientID)
 		return nil
 	}
-	return s.srv.po.post(s, c.Tag, a.id, c.Args[1])
+	return s.srv.po.postID(s, c.Tag, a.id, c.Args[1], c.ClientID)
 }
 
 // maxAckIDs bounds the ids in one ACK.
 const maxAckIDs = 1024
 
-// ACK <msgid>[,<msgid>...]
+// ACK <msgid>[,<msgid>...] | ACK ..<msgid>
 //
-// No reply when well formed.
+// No reply when well formed. ..<msgid> acknowledges every durable event
+// sent on this connection with an id up to msgid (cumulative, as TCP and
+// XEP-0198 acknowledge). Parsed in place: no allocation per ACK.
 func (s *session) cmdAck(c *protocol.Command) error {
-	parts := strings.Split(c.Args[0], ",")
-	if len(parts) > maxAckIDs {
-		return protocol.Errorf(protocol.CodeSyntax, "at most %d ids per ACK", maxAckIDs)
+	arg := c.Args[0]
+	if rest, ok := strings.CutPrefix(arg, ".."); ok {
+		id, ok := protocol.ParseID(rest)
+		if !ok {
+			return protocol.Errorf(protocol.CodeSyntax, "ACK: bad message id %q", protocol.Clip(rest, 20))
+		}
+		s.srv.po.ackUpTo(s.loggedIn(), s, id)
+		return nil
 	}
-	ids := make([]int64, 0, len(parts))
-	for _, p := range parts {
+	ids := s.ackIDs[:0]
+	for arg != "" {
+		p, rest, _ := strings.Cut(arg, ",")
+		arg = rest
+		if len(ids) == maxAckIDs {
+			return protocol.Errorf(protocol.CodeSyntax, "at most %d ids per ACK", maxAckIDs)
+		}
 		id, ok := protocol.ParseID(p)
 		if !ok {
 			return protocol.Errorf(protocol.CodeSyntax, "ACK: bad message id %q", protocol.Clip(p, 20))
 		}
 		ids = append(ids, id)
 	}
+	if strings.HasSuffix(c.Args[0], ",") {
+		return protocol.Errorf(protocol.CodeSyntax, "ACK: bad message id %q", "")
+	}
 	s.srv.po.ack(s.loggedIn(), ids)
+	if cap(ids) <= 64 { // kept for the next ACK; a long list is not kept by an idle session
+		s.ackIDs = ids
+	}
 	return nil
 }
 

@@ -12,27 +12,13 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"qchat/modes/serve/store"
 	"qchat/protocol"
 )
 
 // Handlers of presence, profiles, friends and groups. Each checks its
 // arguments, changes the store and memory (social.go), tells whoever must
 // know through a durable notice, and answers.
-
-// announce sends user's presence to who may see it: everyone in LAN mode,
-// friends otherwise.
-func (srv *Server) announce(user int64, nick, state, text string) {
-	args := []string{idStr(user), nick, state}
-	if text != "" {
-		args = append(args, text)
-	}
-	line := protocol.AppendEvent(nil, "PRESENCE", args...)
-	if srv.cfg.Presence == "friends" {
-		srv.hub.sendTo(srv.soc.friendsOf(user), line)
-		return
-	}
-	srv.hub.broadcast(line, user)
-}
 
 // presence returns a user's state and the text shown with it: the away
 // text when away and it has one, else the profile's status line.
@@ -44,21 +30,34 @@ func (srv *Server) presence(a *account) (state, text string) {
 	return state, text
 }
 
-// announceSelf re-announces s's user after a change of state or profile.
-func (s *session) announceSelf() {
-	a := s.srv.dir.byId(s.loggedIn())
-	if a == nil {
-		return
+// seesPresence reports whether viewer may know whether user is online:
+// always in LAN mode, only a friend (or oneself) in friends mode.
+func (srv *Server) seesPresence(viewer, user int64) bool {
+	return srv.cfg.Presence != "friends" || viewer == user || srv.soc.areFriends(viewer, user)
+}
+
+// presenceFor is a's presence as viewer may see it: a user whose presence
+// viewer may not see looks offline, exactly like one who is.
+func (srv *Server) presenceFor(viewer int64, a *account) (state, text string) {
+	if !srv.seesPresence(viewer, a.id) {
+		return "offline", ""
 	}
-	state, text := s.srv.presence(a)
-	s.srv.announce(a.id, s.srv.dir.snapshot(a).nick, state, text)
+	return srv.presence(a)
+}
+
+// announceSelf re-announces s's user after a change of state or profile
+// (announce.go: with the other changes of its --presence-interval).
+func (s *session) announceSelf() {
+	if user := s.loggedIn(); user != 0 {
+		s.srv.notePresence(user)
+	}
 }
 
 // userLine is "<id> <nick> <state>[ <text>]", as LIST, FRIENDS, MEMBERS and
-// FIND show a user.
-func (srv *Server) userLine(a *account) string {
+// FIND show a user to viewer.
+func (srv *Server) userLine(viewer int64, a *account) string {
 	snap := srv.dir.snapshot(a)
-	state, text := srv.presence(a)
+	state, text := srv.presenceFor(viewer, a)
 	line := idStr(snap.id) + " " + snap.nick + " " + state
 	if text != "" {
 		line += " " + text
@@ -70,7 +69,7 @@ func (srv *Server) userLine(a *account) string {
 func (s *session) target(who string) (*account, error) {
 	a := s.srv.dir.lookup(who)
 	if a == nil {
-		return nil, ErrNoUser
+		return nil, store.ErrNoUser
 	}
 	return a, nil
 }
@@ -127,16 +126,21 @@ func (s *session) cmdSet(c *protocol.Command) error {
 	field, value := strings.ToLower(c.Args[0]), strings.TrimSpace(c.Args[1])
 	a := s.srv.dir.byId(s.loggedIn())
 	if a == nil {
-		return ErrNoUser
+		return store.ErrNoUser
 	}
 	ctx := context.Background()
+	if field == "receipts" || field == "typing" {
+		return s.setSetting(c, a, field, value)
+	}
 	if field == "nick" {
 		if err := protocol.ValidNick(value); err != nil {
 			return err
 		}
-		if o := s.srv.dir.lookup(value); o != nil && o != a {
-			return ErrNickTaken
+		release, err := s.srv.dir.claim(value, a)
+		if err != nil {
+			return err
 		}
+		defer release()
 		if err := s.srv.store.SetNick(ctx, a.id, value); err != nil {
 			return err
 		}
@@ -186,7 +190,7 @@ func (s *session) cmdSet(c *protocol.Command) error {
 			p.Address = value
 		}
 	default:
-		return protocol.Errorf(protocol.CodeSyntax, "SET: the fields are nick, sex, age, address and status")
+		return protocol.Errorf(protocol.CodeSyntax, "SET: the fields are nick, sex, age, address, status, receipts and typing")
 	}
 	if err := s.srv.store.SetProfile(ctx, a.id, p); err != nil {
 		return err
@@ -214,10 +218,11 @@ func (s *session) cmdPasswd(c *protocol.Command) error {
 	}
 	a := s.srv.dir.byId(s.loggedIn())
 	if a == nil {
-		return ErrNoUser
+		return store.ErrNoUser
 	}
-	if bcrypt.CompareHashAndPassword([]byte(s.srv.dir.snapshot(a).pwhash), []byte(old)) != nil {
+	if comparePassword([]byte(s.srv.dir.snapshot(a).pwhash), []byte(old)) != nil {
 		s.failures++
+		s.loginFailed()
 		s.replyf(c.Tag, protocol.CodeLoginFailed, "old password incorrect")
 		if s.failures >= maxAuthFailures {
 			s.close(reasonAuthFailures, "too many wrong passwords")
@@ -280,7 +285,7 @@ func (s *session) cmdNudge(c *protocol.Command) error {
 		return protocol.Errorf(protocol.CodeSyntax, "you cannot nudge yourself")
 	}
 	to := s.srv.hub.session(a.id)
-	if to == nil {
+	if to == nil || !s.srv.seesPresence(me, a.id) {
 		return protocol.Errorf(protocol.CodeOffline, "%d is not online", a.id)
 	}
 	if !s.srv.nudge.allow(me, a.id, time.Now()) {
@@ -301,7 +306,7 @@ func (s *session) cmdFind(c *protocol.Command) error {
 	found := s.srv.dir.find(strings.TrimSpace(c.Args[0]), maxFound)
 	lines := make([]string, len(found))
 	for i := range found {
-		lines[i] = s.srv.userLine(s.srv.dir.byId(found[i].id))
+		lines[i] = s.srv.userLine(s.loggedIn(), s.srv.dir.byId(found[i].id))
 	}
 	s.replyLines(c.Tag, protocol.CodeList, lines, strconv.Itoa(len(lines))+" found")
 	return nil
@@ -326,7 +331,7 @@ func (s *session) cmdAdd(c *protocol.Command) error {
 	case friendAsked:
 		s.notice(a.id, "REQUEST", "friend")
 		fallthrough
-	default: // dropped by a block: the same answer, nothing sent
+	default: // asked before, or dropped by a block: the same answer, nothing sent
 		s.replyf(c.Tag, protocol.CodeOK, "friend request sent to %d", a.id)
 	}
 	return nil
@@ -398,7 +403,7 @@ func (s *session) cmdFriends(c *protocol.Command) error {
 	lines := make([]string, 0, len(ids))
 	for _, id := range ids {
 		if a := s.srv.dir.byId(id); a != nil {
-			lines = append(lines, s.srv.userLine(a))
+			lines = append(lines, s.srv.userLine(s.loggedIn(), a))
 		}
 	}
 	s.replyLines(c.Tag, protocol.CodeList, lines, strconv.Itoa(len(lines))+" friends")
@@ -529,7 +534,7 @@ func (s *session) cmdMembers(c *protocol.Command) error {
 		if a == nil {
 			continue
 		}
-		state, _ := s.srv.presence(a)
+		state, _ := s.srv.presenceFor(s.loggedIn(), a)
 		role := "member"
 		if id == owner {
 			role = "owner"
@@ -578,7 +583,16 @@ func (s *session) msgGroup(c *protocol.Command) error {
 	if err != nil {
 		return err
 	}
-	boxes, err := s.srv.po.postGroup(s, c.Tag, g.tag(), to, c.Args[1])
+	if c.Resend {
+		s.releaseHeld() // copies posted again come after those held
+		if done, err := s.srv.po.resendGroup(s, c, g.tag(), to); done {
+			return err
+		}
+	}
+	if !s.pay(c.Tag, len(to)-1) { // a post costs a token per copy; dispatch took one
+		return nil
+	}
+	boxes, err := s.srv.po.postGroupID(s, c.Tag, g.tag(), to, c.Args[1], c.ClientID)
 	if err != nil {
 		return err
 	}

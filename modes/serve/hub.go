@@ -68,17 +68,6 @@ func (h *hub) session(user int64) *session {
 	return h.online[user]
 }
 
-// sendTo sends line to those of users who are online.
-func (h *hub) sendTo(users []int64, line []byte) {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	for _, id := range users {
-		if s := h.online[id]; s != nil {
-			s.send(line)
-		}
-	}
-}
-
 func (h *hub) isOnline(user int64) bool {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
@@ -106,13 +95,12 @@ func (h *hub) list() []onlineUser {
 	return out
 }
 
-// broadcast sends line to every online session but except's.
-func (h *hub) broadcast(line []byte, except int64) {
+// sessions appends every online session to dst.
+func (h *hub) sessions(dst []*session) []*session {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	for id, s := range h.online {
-		if id != except {
-			s.send(line)
-		}
+	for _, s := range h.online {
+		dst = append(dst, s)
 	}
+	return dst
 }

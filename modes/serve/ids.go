@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"qchat/modes/serve/store"
 )
 
 // idBlock is how many message ids one durable reservation covers.
@@ -13,7 +15,7 @@ const idBlock = 1 << 20
 // idAlloc hands out message ids: increasing, never reused across restarts.
 // It reserves blocks in the store ahead of need, so Next almost never waits.
 type idAlloc struct {
-	store *Store
+	store store.Store
 	log   *slog.Logger
 
 	mu        sync.Mutex
@@ -22,7 +24,7 @@ type idAlloc struct {
 	reserving bool
 }
 
-func newIDAlloc(ctx context.Context, st *Store, log *slog.Logger) (*idAlloc, error) {
+func newIDAlloc(ctx context.Context, st store.Store, log *slog.Logger) (*idAlloc, error) {
 	lo, hi, err := st.ReserveIDs(ctx, idBlock)
 	if err != nil {
 		return nil, err
@@ -57,6 +59,13 @@ func (a *idAlloc) TryNext() (int64, bool) {
 	id := a.next
 	a.next++
 	return id, true
+}
+
+// Last returns the last id given out (or below every id to come).
+func (a *idAlloc) Last() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.next - 1
 }
 
 // Wait waits until there are ids to give.

@@ -29,9 +29,18 @@ import (
 // sessions) costs one such return per minFree of growth, nothing more.
 //
 // It runs on the sweeper goroutine.
+//
+// Smaller growth is returned too once the server is idle (it allocated
+// less than idleAlloc since the last check): what a burst of writes left
+// in the outboxes' buffer pool (sync.Pool keeps buffers until two
+// collections, and an idle server starts none: a presence batch to ten
+// thousand sessions leaves tens of MiB pooled) and the garbage of the
+// last logins. A collection of an idle heap costs nobody anything.
 type memoryReturner struct {
 	every   time.Duration // between checks
 	minFree uint64        // growth worth a forced return
+	idleMin uint64        // growth worth a return once idle
+	idle    uint64        // allocated bytes per check below which the server is idle
 	next    time.Time
 	base    uint64 // heap held after the last return (or at the start)
 	allocs  uint64 // cumulative allocated bytes at the last check
@@ -42,6 +51,8 @@ func newMemoryReturner() *memoryReturner {
 	m := &memoryReturner{
 		every:   5 * time.Second,
 		minFree: 32 << 20,
+		idleMin: 4 << 20,
+		idle:    1 << 20,
 		samples: []metrics.Sample{
 			{Name: "/memory/classes/heap/objects:bytes"}, // live and garbage not yet swept
 			{Name: "/memory/classes/heap/unused:bytes"},  // room in spans in use
@@ -81,8 +92,13 @@ func (m *memoryReturner) check(now time.Time) bool {
 	if held < m.base {
 		m.base = held // the heap shrank on its own
 	}
-	if held < m.base+m.minFree || recent > (held-m.base)/16 {
-		return false // no burst, or still busy: collections will reuse the room
+	switch grew := held - m.base; {
+	case held < m.base+m.idleMin:
+		return false // nothing worth returning
+	case grew < m.minFree && recent > m.idle:
+		return false // a little growth, and not idle: collections will reuse it
+	case recent > grew/16:
+		return false // still busy
 	}
 	// Two collections: the first frees the garbage, and each halves the
 	// stacks that grew during the burst (the read loops' stacks grow in

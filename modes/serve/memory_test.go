@@ -40,3 +40,30 @@ func TestMemoryReturnerAfterBurst(t *testing.T) {
 		t.Error("checked again before its interval")
 	}
 }
+
+// TestMemoryReturnerIdle: a growth below the burst size is returned once
+// the server is idle, not while it allocates.
+func TestMemoryReturnerIdle(t *testing.T) {
+	runtime.GC()
+	m := newMemoryReturner()
+	now := time.Now()
+	m.check(now)
+	for range 12 {
+		memorySink = append(memorySink, make([]byte, 1<<20))
+	}
+	runtime.GC()
+	memorySink = nil // 12 MiB left behind, as a burst of writes leaves its buffers pooled
+	for range 4 {
+		memorySink = append(memorySink, make([]byte, 1<<20)) // still allocating
+	}
+	memorySink = nil
+	if m.check(now.Add(m.every)) {
+		t.Fatal("returned a small growth while the server allocates")
+	}
+	if !m.check(now.Add(2 * m.every)) {
+		t.Fatal("kept 12 MiB once idle")
+	}
+	if m.check(now.Add(3 * m.every)) {
+		t.Fatal("returned again with nothing new")
+	}
+}

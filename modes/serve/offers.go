@@ -17,10 +17,12 @@ import (
 // and answers (ACCEPT or REJECT, or the offer times out); on ACCEPT both
 // get the same single-use ticket with the other's peer endpoint as this
 // server observes it (the address and port of their connection here, which
-// clients dial from their peer listener). The peers then connect and prove
-// the ticket to each other; the server takes no part unless they ask it to
-// relay (RELAY <ticket>, relay.go). The server never sees what a direct
-// link carries.
+// clients dial from their peer listener), the other's link key (LINKKEY:
+// both must have sent one) and a relay secret of their own. The peers then
+// connect, prove the ticket to each other and run TLS with both link keys
+// pinned; the server takes no part unless they ask it to relay (RELAY
+// <ticket> <secret>, relay.go), and then it carries only ciphertext. The
+// server never sees what a direct link carries.
 //
 // Lock order: offers.mu, then a session's outbox. Nothing blocks under it.
 
@@ -44,9 +46,18 @@ type offer struct {
 	answerBy time.Time
 	linkBy   time.Time // accepted: no link (and no relay) may start after
 	state    offerState
+	keys     [2]string  // link keys: [sideFrom] the offerer's, [sideTo] the target's (at ACCEPT)
+	secrets  [2]string  // relay secrets, by side, made at ACCEPT
+	used     [2]bool    // a side came to RELAY: its slot is taken for good
 	relay    *relayHalf // the first side waiting in RELAY
 	relayed  bool       // both sides met in RELAY: the ticket is used
 }
+
+// The two sides of an offer.
+const (
+	sideFrom = 0 // the offerer
+	sideTo   = 1 // the one asked
+)
 
 // Limits of the broker.
 const (
@@ -55,11 +66,39 @@ const (
 )
 
 type offers struct {
-	mu       sync.Mutex
-	byTicket map[string]*offer
+	mu        sync.Mutex
+	byTicket  map[string]*offer
+	keys      map[*session]string   // LINKKEY of each logged-in session that sent one
+	endpoints map[*session][]string // ENDPOINTS of each logged-in session that sent some
 }
 
-func newOffers() *offers { return &offers{byTicket: make(map[string]*offer)} }
+func newOffers() *offers {
+	return &offers{byTicket: make(map[string]*offer), keys: make(map[*session]string), endpoints: make(map[*session][]string)}
+}
+
+// LINKKEY <fingerprint>
+//
+// After login: the fingerprint ("SHA256:" and 43 base64 characters) of
+// the key this session's direct links will prove. The server passes it to
+// the other side of every ticket it grants this session; sent again, it
+// replaces the key for later tickets. CHAT, FILE and ACCEPT of a chat or
+// file need one.
+func (s *session) cmdLinkKey(c *protocol.Command) error {
+	fp := c.Args[0]
+	if !protocol.ValidLinkKey(fp) {
+		return protocol.Errorf(protocol.CodeSyntax, "usage: LINKKEY SHA256:<43 base64 characters>")
+	}
+	of := s.srv.offers
+	of.mu.Lock()
+	of.keys[s] = fp
+	of.mu.Unlock()
+	s.replyf(c.Tag, protocol.CodeOK, "link key %s", fp)
+	return nil
+}
+
+// errNoLinkKey refuses a direct link to a session without a link key.
+var errNoLinkKey = protocol.Errorf(protocol.CodeSequence,
+	"direct links are end-to-end encrypted: send LINKKEY <fingerprint> first (qchat chat and recv do)")
 
 // newTicket returns 130 random bits as 26 lower-case base32 letters: a
 // word on the wire, unguessable.
@@ -109,16 +148,22 @@ func (s *session) offer(c *protocol.Command, purpose, summary string) error {
 		return protocol.Errorf(protocol.CodeSyntax, "a direct link to yourself? no")
 	}
 	to := s.srv.hub.session(a.id)
-	if to == nil {
+	if to == nil || !s.srv.seesPresence(me, a.id) { // friends mode: a non-friend looks offline
 		return protocol.Errorf(protocol.CodeOffline, "%d is not online", a.id)
 	}
 	if s.srv.soc.blocked(a.id, me) {
 		to = nil // dropped without telling: it will time out like any unanswered offer
 	}
-	o := &offer{ticket: newTicket(), purpose: purpose, from: s, to: to, fromID: me, toID: a.id, tag: c.Tag,
-		summary: summary, answerBy: time.Now().Add(s.srv.cfg.OfferTimeout)}
 	of := s.srv.offers
 	of.mu.Lock()
+	key := of.keys[s]
+	if key == "" {
+		of.mu.Unlock()
+		return errNoLinkKey
+	}
+	o := &offer{ticket: newTicket(), purpose: purpose, from: s, to: to, fromID: me, toID: a.id, tag: c.Tag,
+		summary: summary, answerBy: time.Now().Add(s.srv.cfg.OfferTimeout)}
+	o.keys[sideFrom] = key
 	n := 0
 	for _, x := range of.byTicket {
 		if x.from == s && x.state == offerPending {
@@ -152,6 +197,11 @@ func (s *session) answerOffer(c *protocol.Command, accept bool) error {
 		of.mu.Unlock()
 		return protocol.Errorf(protocol.CodeSequence, "no %s offer %s waits for your answer", purpose, protocol.Clip(ticket, 30))
 	}
+	key := of.keys[s]
+	if accept && key == "" {
+		of.mu.Unlock()
+		return errNoLinkKey
+	}
 	if !accept {
 		delete(of.byTicket, ticket)
 		of.mu.Unlock()
@@ -161,10 +211,20 @@ func (s *session) answerOffer(c *protocol.Command, accept bool) error {
 	}
 	o.state = offerAccepted
 	o.linkBy = time.Now().Add(linkWindow)
+	o.keys[sideTo] = key
+	o.secrets = [2]string{newTicket(), newTicket()}
+	fromEps, toEps := of.moreEndpoints(o.from), of.moreEndpoints(s)
 	of.mu.Unlock()
+	// Each side gets, over its own session, the other's endpoint and key
+	// and its own relay secret.
 	by := protocol.FormatTime(o.linkBy)
-	o.from.replyf(o.tag, protocol.CodeTicket, "%s %d %s %s", o.ticket, o.toID, s.remote, by)
-	s.replyf(c.Tag, protocol.CodeTicket, "%s %d %s %s", o.ticket, o.fromID, o.from.remote, by)
+	s.srv.sendTogether(o.from, s,
+		func() {
+			o.from.replyf(o.tag, protocol.CodeTicket, "%s %d %s %s %s %s%s", o.ticket, o.toID, s.remote, by, o.keys[sideTo], o.secrets[sideFrom], toEps)
+		},
+		func() {
+			s.replyf(c.Tag, protocol.CodeTicket, "%s %d %s %s %s %s%s", o.ticket, o.fromID, o.from.remote, by, o.keys[sideFrom], o.secrets[sideTo], fromEps)
+		})
 	s.srv.log.Info("offer accepted", "conn", s.id, "user", o.toID, "from", o.fromID, "purpose", purpose)
 	return nil
 }
@@ -195,12 +255,14 @@ func (of *offers) expire(now time.Time, timeout time.Duration) {
 	}
 }
 
-// sessionGone ends the pending offers of a session that closed: the other
-// side hears of it. Accepted offers live on until their window ends (the
-// peers may already be linked).
+// sessionGone ends the pending offers of a session that closed (the other
+// side hears of it) and forgets its link key. Accepted offers live on
+// until their window ends (the peers may already be linked).
 func (of *offers) sessionGone(s *session) {
 	var gone []*offer
 	of.mu.Lock()
+	delete(of.keys, s)
+	delete(of.endpoints, s)
 	for t, o := range of.byTicket {
 		if o.state == offerPending && (o.from == s || o.to == s) {
 			gone = append(gone, o)

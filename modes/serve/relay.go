@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"crypto/subtle"
 	"errors"
 	"io"
 	"net"
@@ -13,11 +14,17 @@ import (
 )
 
 // The relay carries the bytes of one direct link whose peers could not
-// reach each other: both send RELAY <ticket> on a fresh connection to the
-// server port; the server pairs the two connections of an accepted ticket
-// and copies bytes both ways until either side closes or the link idles.
-// Only a ticket the server handed out, accepted, within its link window,
-// and only once: never an open relay. `serve --no-relay` turns it off.
+// reach each other: both send RELAY <ticket> <secret> on a fresh
+// connection to the server port; the server pairs the two connections of
+// an accepted ticket and copies bytes both ways until either side closes
+// or the link idles. Only a ticket the server handed out, accepted, within
+// its link window, and only for the holders of the ticket: each side
+// proves itself with the relay secret it got in its own 260 reply, over
+// its logged-in session, and each side's slot is taken once. A ticket seen
+// on the wire is not enough: never an open relay, never a stolen slot.
+// What the relay carries is the peers' TLS (the link keys are pinned end
+// to end), so the relay neither reads nor changes it. `serve --no-relay`
+// turns it off.
 
 // relayHalf is the first side of a ticket waiting for the second.
 type relayHalf struct {
@@ -83,10 +90,11 @@ func (r *relays) closeAll() {
 // maxRelays bounds the relayed links at once.
 const maxRelays = 256
 
-// RELAY <ticket>
+// RELAY <ticket> <secret>
 //
-// Before login, on a connection of its own. Answered 200 once the other
-// side has come too; from then on the connection carries the peers' bytes.
+// Before login, on a connection of its own (it needs no password: the
+// secret is the proof). Answered 200 once the other side has come too;
+// from then on the connection carries the peers' bytes.
 func (s *session) cmdRelay(c *protocol.Command) error {
 	if !s.srv.cfg.Relay {
 		return protocol.Errorf(protocol.CodeNotYet, "this server does not relay (serve --no-relay)")
@@ -94,7 +102,7 @@ func (s *session) cmdRelay(c *protocol.Command) error {
 	if s.loggedIn() != 0 {
 		return protocol.Errorf(protocol.CodeSequence, "RELAY goes on a connection of its own, before login")
 	}
-	ticket := c.Args[0]
+	ticket, secret := c.Args[0], c.Args[1]
 	of := s.srv.offers
 	now := time.Now()
 	s.srv.relays.mu.Lock()
@@ -110,13 +118,22 @@ func (s *session) cmdRelay(c *protocol.Command) error {
 	second := false
 	of.mu.Lock()
 	o := of.byTicket[ticket]
+	side := -1
+	if o != nil && o.state == offerAccepted {
+		side = o.side(secret)
+	}
 	switch {
-	case o == nil || o.state != offerAccepted || now.After(o.linkBy) || o.relayed:
+	case side < 0 || now.After(o.linkBy) || o.relayed:
 		of.mu.Unlock()
-		return protocol.Errorf(protocol.CodeForbidden, "no such ticket, or not one that may be relayed now")
+		return protocol.Errorf(protocol.CodeForbidden, "no such ticket or secret, or not one that may be relayed now")
+	case o.used[side]:
+		of.mu.Unlock()
+		return protocol.Errorf(protocol.CodeForbidden, "this side of the ticket came to the relay already")
 	case o.relay == nil:
+		o.used[side] = true
 		o.relay = me
 	default:
+		o.used[side] = true
 		second = true
 		o.relayed = true
 	}
@@ -169,6 +186,18 @@ func (s *session) cmdRelay(c *protocol.Command) error {
 	return nil
 }
 
+// side returns which side of the offer a relay secret is (sideFrom,
+// sideTo), or -1 for neither, comparing in constant time. Under of.mu.
+func (o *offer) side(secret string) int {
+	side := -1
+	for i, s := range o.secrets {
+		if s != "" && subtle.ConstantTimeCompare([]byte(s), []byte(secret)) == 1 {
+			side = i
+		}
+	}
+	return side
+}
+
 // handOver ends the session's own use of its connection without closing
 // it: the read loop stops, the sweeper skips it, and what the line reader
 // had read past the current line goes with the connection.
@@ -190,17 +219,26 @@ func splice(a, b *relayHalf, idle time.Duration) (int64, int64) {
 	// way while the other way is quiet is not a stalled link.
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
-	done := make(chan int64, 2)
-	go func() { done <- copyIdle(b.conn, a.conn, a.pending, idle, &last) }()
-	go func() { done <- copyIdle(a.conn, b.conn, b.pending, idle, &last) }()
-	n1 := <-done
-	// One direction ended: give the other a moment to finish, then end it.
-	end := time.AfterFunc(5*time.Second, func() { a.conn.Close(); b.conn.Close() })
-	n2 := <-done
-	end.Stop()
+	type ended struct {
+		n     int64
+		clean bool
+	}
+	done := make(chan ended, 2)
+	go func() { n, ok := copyIdle(b.conn, a.conn, a.pending, idle, &last); done <- ended{n, ok} }()
+	go func() { n, ok := copyIdle(a.conn, b.conn, b.pending, idle, &last); done <- ended{n, ok} }()
+	e1 := <-done
+	// One direction ended. Cleanly (a half-close, passed on): the other
+	// goes on to its own end or the idle timeout, since a peer that
+	// moves its link to a direct connection half-closes here first and
+	// may still be owed bytes. Broken: both end now.
+	if !e1.clean {
+		a.conn.Close()
+		b.conn.Close()
+	}
+	e2 := <-done
 	a.conn.Close()
 	b.conn.Close()
-	return n1, n2
+	return e1.n, e2.n
 }
 
 // copyIdle copies src to dst (first the bytes already read from src)
@@ -208,12 +246,11 @@ func splice(a, b *relayHalf, idle time.Duration) (int64, int64) {
 // directions) for idle. It copies in chunks of relayChunk through
 // TCPConn.ReadFrom, which splices socket to socket in the kernel (no copy
 // through this process), refreshing the read deadline between chunks.
-func copyIdle(dst, src net.Conn, first []byte, idle time.Duration, last *atomic.Int64) int64 {
-	var n int64
+func copyIdle(dst, src net.Conn, first []byte, idle time.Duration, last *atomic.Int64) (n int64, clean bool) {
 	if len(first) > 0 {
 		dst.SetWriteDeadline(time.Now().Add(idle))
 		if _, err := dst.Write(first); err != nil {
-			return 0
+			return 0, false
 		}
 		n += int64(len(first))
 	}
@@ -237,13 +274,13 @@ func copyIdle(dst, src net.Conn, first []byte, idle time.Duration, last *atomic.
 			if errors.Is(err, os.ErrDeadlineExceeded) && time.Since(time.Unix(0, last.Load())) < idle {
 				continue // quiet this way, busy the other way
 			}
-			return n
+			return n, false
 		}
 		if k == 0 { // EOF: pass the half-close on
 			if tc, ok := dst.(*net.TCPConn); ok {
-				tc.CloseWrite()
+				return n, tc.CloseWrite() == nil
 			}
-			return n
+			return n, false
 		}
 	}
 }

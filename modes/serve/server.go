@@ -2,11 +2,13 @@ package serve
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,16 +16,23 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"qchat/modes/serve/dedupe"
+	"qchat/modes/serve/discovery"
+	"qchat/modes/serve/resume"
+	"qchat/modes/serve/store"
 )
 
 // Config is everything `qchat serve` can be told.
 type Config struct {
 	Listen       string        // host:port; port 0 picks a free one
-	Data         string        // data folder (database, lock)
+	Data         string        // data folder (SQLite database, lock, TLS key, client-id journal)
+	Store        string        // "" or "sqlite": SQLite in Data; a postgres://... URL: PostgreSQL
 	AddrFile     string        // where to write the real address once listening
 	Name         string        // server name in the greeting
 	HashCost     int           // bcrypt cost for new passwords
-	Sync         string        // SQLite synchronous level: full or normal
+	ResumeTTL    time.Duration // how long a resumption token lasts; 0 gives none (tokens.go)
+	Sync         string        // SQLite synchronous level: full or normal (PostgreSQL: the database's own)
 	LoginTimeout time.Duration // from connect to logged in
 	PingInterval time.Duration // idle time before the server sends PING
 	PingTimeout  time.Duration // time to answer a PING
@@ -33,21 +42,38 @@ type Config struct {
 	AckGrace     time.Duration // how long an online recipient may take to ACK before the message is stored
 	Presence     string        // who hears a user's presence: "lan" (everyone) or "friends"
 	NudgeEvery   time.Duration // at most one nudge per sender and recipient in this time
+	ReceiptEvery time.Duration // at most one receipt per conversation and kind in this time, the latest winning
 	OfferTimeout time.Duration // an unanswered CHAT or FILE offer is refused after this
+	HistoryDays  int           // keep every conversation this many days for HISTORY (archive.go); 0: none
 	Relay        bool          // relay direct links whose peers cannot reach each other
 	RelayIdle    time.Duration // a relayed link with no bytes for this long is closed
+	Limits       Limits        // abuse limits and fairness shares (abuse.go)
+	TLS          string        // TLS policy: TLSRequired, TLSOptional or TLSOff (tls.go)
+	TLSCert      string        // a certificate (PEM, chain) to present instead of the server's own
+	TLSKey       string        // its private key
 	Log          *slog.Logger
+	// RTT is a client connection's round trip, for starting both sides
+	// of a direct link at once; nil: as the kernel measured it.
+	RTT func(net.Conn) time.Duration
+
+	// DiscoveryPort is the UDP port LAN discovery is answered on
+	// (PROTOCOL.md section 10); 0: not answered (serve --no-discovery).
+	DiscoveryPort int
+
+	wrapListener func(net.Listener) net.Listener // tests: hands the server connections of their own
+	parkAfter    time.Duration                   // a session silent this long parks (park.go); tests shorten it
 }
 
 // Defaults returns a Config with every limit at its default.
 func Defaults() Config {
 	host, _ := os.Hostname()
 	return Config{
-		Listen: ":4000", Data: "qchat-data", Name: host, HashCost: 10, Sync: "full",
-		LoginTimeout: 30 * time.Second, PingInterval: 30 * time.Second, PingTimeout: 30 * time.Second,
+		Listen: ":4000", Data: "qchat-data", Name: host, HashCost: 10, ResumeTTL: 7 * 24 * time.Hour, Sync: "full",
+		LoginTimeout: 30 * time.Second, PingInterval: time.Minute, PingTimeout: 30 * time.Second,
 		WriteTimeout: 10 * time.Second, MaxOutbound: 1 << 20, MaxQueue: 10000, AckGrace: 20 * time.Millisecond,
-		Presence: "lan", NudgeEvery: 10 * time.Second,
+		Presence: "lan", NudgeEvery: 10 * time.Second, ReceiptEvery: time.Second,
 		OfferTimeout: 2 * time.Minute, Relay: true, RelayIdle: time.Minute,
+		Limits: DefaultLimits(), TLS: TLSRequired, parkAfter: time.Second,
 	}
 }
 
@@ -56,15 +82,27 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	ln     net.Listener
-	store  *Store
+	store  store.Store
 	dir    *directory
 	hub    *hub
 	po     *postOffice
 	soc    *social
 	nudge  *nudgeLimiter
+	marks  *marks // receipts on their way to senders (receipts.go)
 	offers *offers
 	relays *relays
-	clock  atomic.Int64 // coarse now (unix ns), kept by the sweeper
+	lim    *serverLimits
+	pres   *presenceFanout // coalesced presence events (announce.go)
+	tokens *resume.Keys    // resumption tokens (tokens.go); nil with --resume-ttl 0
+	clock  atomic.Int64    // coarse now (unix ns), kept by the sweeper
+
+	parker  *parker // parks idle sessions (park.go); nil: they keep their goroutines
+	wheel   *wheel  // every session's next check (wheel.go)
+	tick    time.Duration
+	keys    *keyring    // nil with --tls=off (tls.go)
+	tlsConf *tls.Config // nil with --tls=off
+	fp      atomic.Pointer[string]
+	disco   *discovery.Responder // nil without discovery (discover.go)
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -75,12 +113,16 @@ type Server struct {
 
 // Run serves until ctx is cancelled, then closes every session with a
 // reason, saves what is only in memory and returns nil.
+// SIGHUP reloads the TLS certificate.
 func Run(ctx context.Context, cfg Config) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	srv, err := Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	<-ctx.Done()
+	srv.serveReloads(ctx, hup)
 	srv.Shutdown()
 	return nil
 }
@@ -89,6 +131,12 @@ func Run(ctx context.Context, cfg Config) error {
 func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.parkAfter <= 0 {
+		cfg.parkAfter = time.Second
+	}
+	if cfg.RTT == nil {
+		cfg.RTT = connRTT
 	}
 	if cfg.Presence != "lan" && cfg.Presence != "friends" {
 		return nil, fmt.Errorf("presence %q: want lan or friends", cfg.Presence)
@@ -106,11 +154,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			unlock()
 		}
 	}()
-	st, err := OpenStore(cfg.Data, cfg.Sync)
+	st, storeName, err := openStore(ctx, cfg, cfg.Log)
 	if err != nil {
 		return nil, err
 	}
-	st.Log = cfg.Log
 	defer func() {
 		if !ok {
 			st.Close()
@@ -128,36 +175,86 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reserve message ids: %w", err)
 	}
+	soc.lastID = ids.Last
+	lim, err := newServerLimits(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var tokens *resume.Keys
+	if cfg.ResumeTTL > 0 {
+		if tokens, err = resume.Open(cfg.Data, cfg.ResumeTTL); err != nil {
+			return nil, err
+		}
+	}
 	window := 1024
 	po, err := newPostOffice(ctx, st, ids, cfg.Log, cfg.AckGrace, cfg.MaxQueue, window, cfg.MaxOutbound/2)
 	if err != nil {
 		return nil, fmt.Errorf("load inbox: %w", err)
 	}
-	// Never SO_REUSEPORT here: a second server must fail, not share the port.
-	ln, err := net.Listen("tcp", cfg.Listen)
+	journal, sentIDs, err := dedupe.OpenJournal(cfg.Data, store.SentIDsKept, time.Now())
 	if err != nil {
 		po.close()
+		return nil, err
+	}
+	po.journal = journal
+	if cfg.HistoryDays > 0 {
+		po.arch = newArchiver(po, time.Duration(cfg.HistoryDays)*24*time.Hour)
+	}
+	po.loadJournal(sentIDs)
+	po.share = cfg.Limits.QueueShare
+	keys, err := loadTLS(cfg)
+	if err != nil {
+		po.close()
+		return nil, err
+	}
+	// Never SO_REUSEPORT here: a second server must fail, not share the port.
+	ln, err := listenConfig.Listen(ctx, "tcp", cfg.Listen)
+	if err != nil {
+		po.close()
+		journal.Close()
 		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if cfg.wrapListener != nil {
+		ln = cfg.wrapListener(ln)
 	}
 	if cfg.AddrFile != "" {
 		if err := writeFileAtomic(cfg.AddrFile, ln.Addr().String()+"\n"); err != nil {
 			ln.Close()
 			po.close()
+			journal.Close()
 			return nil, fmt.Errorf("address file: %w", err)
 		}
 	}
 	srv := &Server{cfg: cfg, log: cfg.Log, ln: ln, store: st, dir: dir, hub: newHub(), po: po,
 		soc: soc, nudge: newNudgeLimiter(cfg.NudgeEvery), offers: newOffers(), relays: newRelays(),
-		sessions: make(map[*session]struct{})}
+		sessions: make(map[*session]struct{}), lim: lim, pres: newPresenceFanout(cfg.Limits.PresenceInterval, time.Now()),
+		tokens: tokens, marks: newMarks(cfg.ReceiptEvery)}
+	po.onMarks = srv.noteMarks
+	srv.useTLS(keys)
+	srv.parker = newParker(cfg.Log)
+	srv.tick = min(cfg.PingInterval, cfg.PingTimeout, cfg.LoginTimeout, cfg.OfferTimeout) / 4
+	srv.tick = min(max(srv.tick, 10*time.Millisecond), time.Second, max(cfg.parkAfter, 10*time.Millisecond))
+	srv.wheel = newWheel(srv.tick, time.Now())
 	srv.clock.Store(time.Now().UnixNano())
 	srv.unlock = unlock
 	ok = true
-	srv.log.Info("listening", "addr", ln.Addr().String(), "data", cfg.Data, "accounts", dir.count())
+	srv.log.Info("listening", "addr", ln.Addr().String(), "data", cfg.Data, "store", storeName, "accounts", dir.count())
+	srv.logLimits()
+	srv.startDiscovery()
 	srv.wg.Add(2)
 	go srv.acceptLoop()
 	go srv.sweep()
 	return srv, nil
 }
+
+// listenConfig sets the kernel's TCP keepalive on every connection: a
+// peer whose host died or whose network was cut is noticed within a
+// minute (30 s of silence, then 3 probes 10 s apart) without waking the
+// server (a parked session wakes for the socket's error). The PING of
+// --ping-interval is for a peer whose process hangs on a live host.
+var listenConfig = net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{
+	Enable: true, Idle: 30 * time.Second, Interval: 10 * time.Second, Count: 3,
+}}
 
 // Addr is the address the server listens on.
 func (srv *Server) Addr() net.Addr { return srv.ln.Addr() }
@@ -178,6 +275,10 @@ func (srv *Server) acceptLoop() {
 			continue
 		}
 		delay = 0
+		lim, ok := srv.admit(conn)
+		if !ok {
+			continue
+		}
 		srv.mu.Lock()
 		if srv.sessions == nil { // shutting down
 			srv.mu.Unlock()
@@ -186,13 +287,12 @@ func (srv *Server) acceptLoop() {
 		}
 		srv.nextID++
 		s := newSession(srv, conn, srv.nextID)
+		s.lim = lim
 		srv.sessions[s] = struct{}{}
-		srv.wg.Add(1)
+		srv.wg.Add(1) // Done when the session is cleaned up
 		srv.mu.Unlock()
-		go func() {
-			defer srv.wg.Done()
-			s.run()
-		}()
+		srv.wheel.schedule(s, s.start.Add(min(srv.cfg.parkAfter, srv.cfg.LoginTimeout)).UnixNano())
+		go s.run()
 	}
 }
 
@@ -205,56 +305,58 @@ func (srv *Server) forget(s *session) {
 // now is the server's coarse clock, good to a sweep tick.
 func (srv *Server) now() int64 { return srv.clock.Load() }
 
-// sweep keeps the clock, enforces the login deadline and keepalive, and
-// returns memory to the system after a burst (memory.go).
+// sweep keeps the clock, runs the sessions' checks that came due in the
+// wheel (login deadline, keepalive, parking: wheel.go), and returns memory
+// to the system after a burst (memory.go).
 func (srv *Server) sweep() {
 	defer srv.wg.Done()
-	tick := min(srv.cfg.PingInterval, srv.cfg.PingTimeout, srv.cfg.LoginTimeout, srv.cfg.OfferTimeout) / 4
-	tick = min(max(tick, 10*time.Millisecond), time.Second)
-	t := time.NewTicker(tick)
+	t := time.NewTicker(srv.tick)
 	defer t.Stop()
 	var ping []byte
+	var due []wheelEntry
 	mem := newMemoryReturner()
-	for range t.C {
+	lastForget := time.Now()
+	for {
+		// Shutdown closes lim.quit: it does not wait for the next tick
+		// (up to a second, in every test and every stop).
+		select {
+		case <-t.C:
+		case <-srv.lim.quit:
+			return
+		}
 		now := time.Now()
 		srv.clock.Store(now.UnixNano())
 		if mem.check(now) {
 			srv.log.Debug("returned free memory to the system after a burst")
 		}
+		if now.Sub(lastForget) > time.Minute {
+			srv.po.sent.Sweep(now.Add(-sentForgetAfter))
+			lastForget = now
+		}
 		srv.offers.expire(now, srv.cfg.OfferTimeout)
+		srv.sweepLimits(now)
+		srv.presenceSettled(now)
 		srv.mu.Lock()
-		if srv.sessions == nil {
-			srv.mu.Unlock()
+		stopping := srv.sessions == nil
+		srv.mu.Unlock()
+		if stopping {
 			return
 		}
-		for s := range srv.sessions {
-			if s.closed.Load() {
-				continue
-			}
-			if s.loggedIn() == 0 && now.Sub(s.start) > srv.cfg.LoginTimeout {
-				s.close(reasonLoginTimeout, "not logged in within "+srv.cfg.LoginTimeout.String())
-				continue
-			}
-			if at := s.pingAt.Load(); at != 0 {
-				if now.UnixNano()-at > int64(srv.cfg.PingTimeout) {
-					s.close(reasonPingTimeout, "no answer to PING within "+srv.cfg.PingTimeout.String())
-				}
-			} else if now.UnixNano()-s.lastRead.Load() > int64(srv.cfg.PingInterval) {
-				s.pingAt.Store(now.UnixNano())
-				ping = append(ping[:0], "PING "...)
-				ping = strconv.AppendInt(ping, now.Unix(), 10)
-				ping = append(ping, '\n')
-				s.send(ping)
-			}
+		due = srv.wheel.due(due[:0], now.UnixNano())
+		for _, e := range due {
+			srv.checkSession(e.s, now, &ping)
 		}
-		srv.mu.Unlock()
+		clear(due)
 	}
 }
 
 // Shutdown stops accepting, closes every session with reason "shutdown",
 // saves what is only in memory and closes the store.
 func (srv *Server) Shutdown() {
+	srv.stopDiscovery()
+	srv.stopMarks()
 	srv.ln.Close()
+	close(srv.lim.quit)
 	srv.mu.Lock()
 	open := srv.sessions
 	srv.sessions = nil
@@ -263,8 +365,10 @@ func (srv *Server) Shutdown() {
 		s.close(reasonShutdown, "server shutting down")
 	}
 	srv.wg.Wait()
+	srv.parker.stop()
 	srv.relays.closeAll()
 	srv.po.close()
+	srv.po.journal.Close()
 	if err := srv.store.Close(); err != nil {
 		srv.log.Error("close store", "err", err)
 	}

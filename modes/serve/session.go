@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"qchat/protocol"
@@ -36,7 +37,8 @@ const (
 // blocks. Other goroutines only call send, replyf and close.
 type session struct {
 	srv    *Server
-	conn   net.Conn
+	conn   net.Conn // what the session speaks on: raw, or TLS after STARTTLS (read loop only)
+	raw    net.Conn // the TCP connection; close closes it
 	id     uint64
 	remote string
 	rd     *protocol.LineReader
@@ -44,26 +46,48 @@ type session struct {
 	start  time.Time
 
 	// Read-loop state.
+	tls        bool     // STARTTLS done
+	local      bool     // the peer is on this host (loopback)
 	pending    *account // set by USER
 	userSent   bool
 	preLogin   int
 	failures   int
 	held       []*mailbox // group copies queued by this session's MSGs, not yet sent (msgGroup)
 	heldCopies int
+	ackIDs     []int64 // the ids of the ACK being handled (reused)
+	cmd        protocol.Command
+	ar         *arena // while handling input (arena.go)
+	text       func([]byte) string
+	lim        sessionLimits // abuse limits (abuse.go)
 
 	mu   sync.Mutex // guards user and nick for other goroutines
 	user int64      // 0 until logged in; fixed after
 	nick string
 
+	prefs atomic.Uint32 // the user's receipts and typing settings (prefNoReceipts, ...): receipts.go
+
 	lastRead atomic.Int64 // server clock (unix ns) of the last line read
+	in       atomic.Bool  // logged in (for the sweeper: no lock)
 	pingAt   atomic.Int64 // when an unanswered PING was sent, 0 if none
 	closed   atomic.Bool
 	reason   atomic.Pointer[string]
+
+	// Parking (park.go): nil rc and nw for a session that never parks.
+	park       atomic.Int32    // parkRunning, parkAsked, ...; moves under mu or by CAS
+	parkGen    atomic.Uint32   // this park's number, in the parker's events
+	wheelAt    atomic.Int64    // the tick of its check in the wheel (wheel.go)
+	rc         syscall.RawConn // the socket
+	nw         noWaiter        // what rd reads
+	parkFD     int32
+	parkedAt   time.Time // read loop only
+	epollAdded bool      // the socket is in the parker's set (read loop only)
 }
 
 func newSession(srv *Server, conn net.Conn, id uint64) *session {
-	s := &session{srv: srv, conn: conn, id: id, remote: conn.RemoteAddr().String(), start: time.Now()}
-	s.rd = protocol.NewLineReader(conn, protocol.MaxLine)
+	s := &session{srv: srv, conn: conn, raw: conn, id: id, remote: conn.RemoteAddr().String(), start: time.Now(),
+		local: isLoopback(conn.RemoteAddr())}
+	s.rd = protocol.NewLineReader(s.parkable(conn), protocol.MaxLine)
+	s.text = s.str
 	s.out = protocol.NewOutbox(conn, srv.cfg.MaxOutbound, srv.cfg.WriteTimeout, s.writeFailed)
 	s.lastRead.Store(srv.now())
 	return s
@@ -82,13 +106,23 @@ func (s *session) nickname() string {
 	return s.nick
 }
 
-// run is the read loop; it returns when the connection is done.
+// run greets the client and runs the read loop, on the session's first
+// goroutine.
 func (s *session) run() {
-	defer s.cleanup()
-	s.replyf("", protocol.CodeGreeting, "%s qchat/1 ready", s.srv.cfg.Name)
+	s.replyf("", protocol.CodeGreeting, "%s qchat/1 ready %s", s.srv.cfg.Name, s.srv.extensions())
+	if !s.serve() {
+		s.cleanup()
+	}
+}
+
+// serve is the read loop. It returns true when the session parked (park.go:
+// the goroutine must end without touching it), false when the connection
+// is done (the caller cleans up).
+func (s *session) serve() (parked bool) {
 	for {
-		if s.held != nil && bytes.IndexByte(s.rd.Buffered(), '\n') < 0 {
+		if bytes.IndexByte(s.rd.Buffered(), '\n') < 0 {
 			s.releaseHeld() // never wait for input with copies held back
+			s.releaseArena()
 		}
 		line, err := s.rd.ReadLine()
 		if errors.Is(err, protocol.ErrLineTooLong) {
@@ -96,51 +130,87 @@ func (s *session) run() {
 			continue
 		}
 		if err != nil {
+			if parked, retry := s.parkOn(err); parked || retry {
+				if parked {
+					return true
+				}
+				continue
+			}
 			if s.closed.Load() {
-				return
+				return false
 			}
 			if errors.Is(err, net.ErrClosed) || isEOF(err) {
 				s.close(reasonEOF, "")
 			} else {
 				s.close(reasonReadError, err.Error())
 			}
-			return
+			return false
 		}
 		s.lastRead.Store(s.srv.now())
 		s.pingAt.Store(0)
-		cmd, err := protocol.ParseCommand(line)
+		if s.park.Load() == parkAsked {
+			s.unasked()
+		}
+		text := s.text // the hot verbs' strings are parts of the arena
+		if !hotVerb(line) {
+			text = nil // what other verbs keep (nicknames, profiles, groups, offers) lives long: its own strings
+		}
+		s.takeArena()
+		err = protocol.ParseCommandTo(&s.cmd, line, text)
 		if errors.Is(err, protocol.ErrEmptyLine) {
 			continue
 		}
 		if err != nil {
-			s.replyErr(cmd.Tag, err)
+			s.replyErr(s.cmd.Tag, err)
 			continue
 		}
-		if s.held != nil && cmd.Verb != "MSG" && cmd.Verb != "ACK" {
+		if s.held != nil && s.cmd.Verb != "MSG" && s.cmd.Verb != "ACK" {
 			s.releaseHeld() // nor run what may take a while
 		}
-		s.dispatch(&cmd)
+		s.dispatch(&s.cmd)
 		if s.closed.Load() {
-			return
+			return false
 		}
 	}
 }
 
-// cleanup runs once, when the read loop ends.
+// cleanup runs once, when the read loop ends for good.
 func (s *session) cleanup() {
 	s.close(reasonEOF, "") // no-op when already closing
 	s.releaseHeld()
+	s.releaseArena()
+	s.releaseUnauth()
 	if user := s.loggedIn(); user != 0 {
 		s.srv.offers.sessionGone(s)
-		s.srv.po.detach(s)
+		s.srv.po.detach(s, s.srv.soc.groupKeysOf(user))
 		if s.srv.hub.logout(s) {
-			s.srv.announce(user, s.nickname(), "offline", "")
+			s.srv.notePresence(user)
 		}
 	}
 	s.srv.forget(s)
 	s.rd.Close()
 	reason := *s.reason.Load()
 	s.srv.log.Info("session closed", "conn", s.id, "remote", s.remote, "user", s.loggedIn(), "reason", reason)
+	s.srv.wg.Done()
+}
+
+// hotVerb reports whether line is a MSG or an ACK (any case, after an
+// optional tag): the commands of the message path, whose strings are
+// parts of the session's arena (arena.go).
+func hotVerb(line []byte) bool {
+	line = bytes.TrimLeft(line, " ")
+	if len(line) > 0 && line[0] == '@' {
+		i := bytes.IndexByte(line, ' ')
+		if i < 0 {
+			return false
+		}
+		line = bytes.TrimLeft(line[i:], " ")
+	}
+	if len(line) < 4 || line[3] != ' ' {
+		return false
+	}
+	v := [3]byte{line[0] | 0x20, line[1] | 0x20, line[2] | 0x20}
+	return v == [3]byte{'m', 's', 'g'} || v == [3]byte{'a', 'c', 'k'}
 }
 
 func isEOF(err error) bool {
@@ -203,6 +273,7 @@ func (s *session) close(reason, text string) {
 	}
 	go func() {
 		s.out.Close(time.Second)
-		s.conn.Close()
+		s.raw.Close()
+		s.unpark() // a parked session has no goroutine to notice
 	}()
 }

@@ -2,10 +2,12 @@ package serve
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"sync"
 	"time"
 
+	"qchat/modes/serve/store"
 	"qchat/protocol"
 )
 
@@ -15,7 +17,8 @@ import (
 // rare), so that memory and store never disagree and checks cannot race.
 type social struct {
 	mu       sync.RWMutex
-	store    *Store
+	store    store.Store
+	lastID   func() int64                // the last message id given out: where a new member's group cursor starts
 	friends  map[int64]set               // both directions
 	requests map[int64]map[int64]bool    // recipient -> senders waiting for an answer
 	blocks   map[int64]set               // user -> whom it blocks
@@ -54,44 +57,45 @@ var (
 	errNotMember  = protocol.Errorf(protocol.CodeForbidden, "you are not a member of that group")
 )
 
-func loadSocial(ctx context.Context, st *Store, dir *directory) (*social, error) {
-	rows, err := st.loadSocial(ctx)
+func loadSocial(ctx context.Context, st store.Store, dir *directory) (*social, error) {
+	rows, err := st.LoadSocial(ctx)
 	if err != nil {
 		return nil, err
 	}
 	so := &social{
 		store:    st,
+		lastID:   func() int64 { return 0 },
 		friends:  make(map[int64]set),
 		requests: make(map[int64]map[int64]bool),
 		blocks:   make(map[int64]set),
 		groups:   make(map[string]*group),
 		mine:     make(map[int64]map[string]*group),
 	}
-	for id, p := range rows.profiles {
+	for id, p := range rows.Profiles {
 		if a := dir.byId(id); a != nil {
 			a.profile = p
 		}
 	}
-	for _, p := range rows.friends {
-		so.link(so.friends, p.a, p.b)
+	for _, p := range rows.Friends {
+		so.link(so.friends, p.A, p.B)
 	}
-	for _, p := range rows.requests {
-		so.addRequest(p.a, p.b)
+	for _, p := range rows.Requests {
+		so.addRequest(p.A, p.B)
 	}
-	for _, p := range rows.blocks {
-		so.link(so.blocks, p.a, p.b)
+	for _, p := range rows.Blocks {
+		so.link(so.blocks, p.A, p.B)
 	}
-	for _, g := range rows.groups {
-		so.groups[groupKey(g.name)] = &group{name: g.name, owner: g.owner, invite: g.invite, created: g.created, invited: make(map[int64]int64)}
+	for _, g := range rows.Groups {
+		so.groups[store.GroupKey(g.Name)] = &group{name: g.Name, owner: g.Owner, invite: g.Invite, created: g.Created, invited: make(map[int64]int64)}
 	}
-	for _, m := range rows.members {
-		if g := so.groups[m.key]; g != nil {
-			so.join(g, m.user)
+	for _, m := range rows.Members {
+		if g := so.groups[m.Key]; g != nil {
+			so.join(g, m.User)
 		}
 	}
-	for _, m := range rows.invites {
-		if g := so.groups[m.key]; g != nil {
-			g.invited[m.user] = m.inviter
+	for _, m := range rows.Invites {
+		if g := so.groups[m.Key]; g != nil {
+			g.invited[m.User] = m.Inviter
 		}
 	}
 	return so, nil
@@ -118,7 +122,7 @@ func (so *social) join(g *group, user int64) {
 	if so.mine[user] == nil {
 		so.mine[user] = make(map[string]*group)
 	}
-	so.mine[user][groupKey(g.name)] = g
+	so.mine[user][store.GroupKey(g.name)] = g
 	delete(g.invited, user)
 }
 
@@ -151,10 +155,11 @@ func (so *social) friendsOf(user int64) []int64 {
 type friendOutcome int
 
 const (
-	friendAsked   friendOutcome = iota // a request now waits for the other's answer
-	friendAlready                      // they were friends already
-	friendMade                         // the other had asked first: now friends
-	friendDropped                      // the other blocks the asker: dropped, silently
+	friendAsked      friendOutcome = iota // a request now waits for the other's answer
+	friendAlready                         // they were friends already
+	friendMade                            // the other had asked first: now friends
+	friendDropped                         // the other blocks the asker: dropped, silently
+	friendAskedAgain                      // a request waits already: the other is not asked twice
 )
 
 // requestFriend handles ADD from user to other.
@@ -176,7 +181,7 @@ func (so *social) requestFriend(ctx context.Context, user, other int64) (friendO
 	case so.blocks[other].has(user):
 		return friendDropped, nil
 	case so.requests[other][user]:
-		return friendAsked, nil // asked before: not twice
+		return friendAskedAgain, nil // asked before: not twice
 	}
 	if err := so.store.AddFriendRequest(ctx, user, other); err != nil {
 		return 0, err
@@ -285,7 +290,7 @@ func (so *social) group(name string) (*group, error) {
 	}
 	so.mu.RLock()
 	defer so.mu.RUnlock()
-	g := so.groups[groupKey(n)]
+	g := so.groups[store.GroupKey(n)]
 	if g == nil {
 		return nil, errNoGroup
 	}
@@ -300,14 +305,17 @@ func (so *social) createGroup(ctx context.Context, user int64, name string, invi
 	}
 	so.mu.Lock()
 	defer so.mu.Unlock()
-	if so.groups[groupKey(n)] != nil {
+	if so.groups[store.GroupKey(n)] != nil {
 		return nil, errGroupTaken
 	}
 	g := &group{name: n, owner: user, invite: invite, created: time.Now(), invited: make(map[int64]int64)}
-	if err := so.store.CreateGroup(ctx, n, user, invite, g.created); err != nil {
+	if err := so.store.CreateGroup(ctx, n, user, invite, g.created, so.lastID()); err != nil {
+		if errors.Is(err, store.ErrGroupTaken) { // by a group that is not in memory
+			return nil, errGroupTaken
+		}
 		return nil, err
 	}
-	so.groups[groupKey(n)] = g
+	so.groups[store.GroupKey(n)] = g
 	so.join(g, user)
 	return g, nil
 }
@@ -329,7 +337,7 @@ func (so *social) joinGroup(ctx context.Context, user int64, name string, needIn
 		}
 		return g, 0, protocol.Errorf(protocol.CodeForbidden, "%s is invite-only", g.tag())
 	}
-	if err := so.store.AddMember(ctx, g.name, user); err != nil {
+	if err := so.store.AddMember(ctx, g.name, user, so.lastID()); err != nil {
 		return g, 0, err
 	}
 	so.join(g, user)
@@ -342,6 +350,7 @@ type inviteOutcome int
 const (
 	invited       inviteOutcome = iota
 	inviteDropped               // the invitee blocks the inviter: silently dropped
+	invitedAgain                // an invite waits already: the invitee is not asked twice
 )
 
 // invite handles INVITE: any member may invite into its group.
@@ -361,7 +370,7 @@ func (so *social) invite(ctx context.Context, user int64, name string, other int
 		return g, inviteDropped, nil
 	}
 	if _, ok := g.invited[other]; ok {
-		return g, invited, nil // asked before: not twice
+		return g, invitedAgain, nil // asked before: not twice
 	}
 	if err := so.store.AddInvite(ctx, g.name, other, user); err != nil {
 		return g, 0, err
@@ -424,9 +433,9 @@ func (so *social) removeMember(ctx context.Context, by int64, name string, user 
 	if newOwner != 0 {
 		g.owner = newOwner
 	}
-	delete(so.mine[user], groupKey(g.name))
+	delete(so.mine[user], store.GroupKey(g.name))
 	if len(rest) == 0 {
-		delete(so.groups, groupKey(g.name))
+		delete(so.groups, store.GroupKey(g.name))
 	}
 	return g, nil
 }
@@ -474,8 +483,19 @@ func (so *social) groupsOf(user int64) []group {
 		out = append(out, group{name: g.name, owner: g.owner, invite: g.invite, members: g.members[:len(g.members):len(g.members)]})
 	}
 	so.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return groupKey(out[i].name) < groupKey(out[j].name) })
+	sort.Slice(out, func(i, j int) bool { return store.GroupKey(out[i].name) < store.GroupKey(out[j].name) })
 	return out
+}
+
+// groupKeysOf returns the keys of user's groups.
+func (so *social) groupKeysOf(user int64) []string {
+	so.mu.RLock()
+	defer so.mu.RUnlock()
+	keys := make([]string, 0, len(so.mine[user]))
+	for k := range so.mine[user] {
+		keys = append(keys, k)
+	}
+	return keys
 }
 
 // ownerOf returns g's owner now.

@@ -1,0 +1,66 @@
+package client
+
+import (
+	"testing"
+	"time"
+
+	"qchat/modes/internal/fakeserver"
+)
+
+// TestSessionResumesWithToken: after a login with the password the
+// session asks for a resumption token and logs in again with it; a token
+// the server refuses (535) is forgotten and the password used instead.
+func TestSessionResumesWithToken(t *testing.T) {
+	s := fakeserver.New(t, "220 test qchat/1 ready cid resume")
+	clock := newFakeClock()
+	sess, sc := sessionOn(t, s, clock, 0)
+	giveToken := func(sc *fakeserver.Conn, tok string) {
+		t.Helper()
+		cmd := sc.Expect(t, "TOKEN")
+		sc.Reply(t, cmd.Tag, "231 "+tok+" 2026-11-29T10:00:00.000Z")
+		// The session asks for a fresh one half way to its expiry.
+		select {
+		case w := <-clock.waits:
+			if w.d > 84*time.Hour || w.d < 84*time.Hour-time.Second {
+				t.Errorf("refresh after %v, want half of the week left: 84h", w.d)
+			}
+		case <-time.After(fakeserver.Guard):
+			t.Fatal("the session does not refresh its token")
+		}
+	}
+	giveToken(sc, "1000.1795000000.first")
+
+	sc.Close()
+	nextConn(t, sess) // lost
+	nextConn(t, sess) // reconnecting
+	clock.next(t, 75*time.Millisecond)
+	sc = s.Accept(t)
+	cmd := sc.Expect(t, "RESUME")
+	if cmd.Args[0] != "1000.1795000000.first" {
+		t.Fatalf("RESUME %q, want the token", cmd.Args[0])
+	}
+	sc.Reply(t, cmd.Tag, "535 login incorrect")
+	playLogin(t, sc) // refused: the password then
+	giveToken(sc, "1000.1795000000.second")
+	if ev := nextConn(t, sess); ev.State != ConnBack {
+		t.Fatalf("%+v, want back", ev)
+	}
+
+	sc.Close()
+	nextConn(t, sess)
+	nextConn(t, sess)
+	clock.next(t, 75*time.Millisecond)
+	sc = s.Accept(t)
+	cmd = sc.Expect(t, "RESUME")
+	if cmd.Args[0] != "1000.1795000000.second" {
+		t.Fatalf("RESUME %q, want the new token", cmd.Args[0])
+	}
+	sc.Reply(t, cmd.Tag, "230 1000 alice")
+	giveToken(sc, "1000.1795000000.third") // no USER, no PASS
+	if ev := nextConn(t, sess); ev.State != ConnBack {
+		t.Fatalf("%+v, want back", ev)
+	}
+	if me := sess.Me(); me != (User{1000, "alice"}) {
+		t.Errorf("Me() = %+v", me)
+	}
+}

@@ -1,0 +1,56 @@
+package serve
+
+import (
+	"net/netip"
+	"strings"
+
+	"qchat/protocol"
+)
+
+// maxEndpoints bounds the endpoints one client announces.
+const maxEndpoints = 4
+
+// ENDPOINTS [<endpoint>...]
+//
+// After login: more endpoints where this client takes direct links, its
+// global IPv6 addresses with its peer port ([2001:db8::5]:40123). Its
+// peers get them with their tickets, after the endpoint this server
+// observed, and dial them first. The reply tells the client what this
+// server observes of its connection (the address and port after any NAT),
+// from which it can tell its NAT: "200 <observed> [<endpoint>...]". Sent
+// again, it replaces the list; sent without endpoints, it only asks.
+//
+// Only global unicast IPv6 addresses are taken: a private or link-local
+// address means nothing on the peer's network, and IPv4 goes through the
+// endpoint the server observes.
+func (s *session) cmdEndpoints(c *protocol.Command) error {
+	var eps []string
+	for _, a := range c.Args {
+		ap, err := netip.ParseAddrPort(a)
+		ip := ap.Addr()
+		if err != nil || ap.Port() == 0 || !ip.Is6() || ip.Is4In6() || !ip.IsGlobalUnicast() || ip.IsPrivate() || ip.Zone() != "" {
+			return protocol.Errorf(protocol.CodeSyntax, "ENDPOINTS takes global IPv6 endpoints ([2001:db8::5]:40123), not %q", protocol.Clip(a, 60))
+		}
+		eps = append(eps, ap.String())
+	}
+	of := s.srv.offers
+	of.mu.Lock()
+	if len(eps) == 0 {
+		delete(of.endpoints, s)
+	} else {
+		of.endpoints[s] = eps
+	}
+	of.mu.Unlock()
+	s.replyf(c.Tag, protocol.CodeOK, "%s", strings.Join(append([]string{s.remote}, eps...), " "))
+	return nil
+}
+
+// moreEndpoints is " <endpoint>..." for a 260 reply: what s announced.
+// Called with offers.mu held.
+func (of *offers) moreEndpoints(s *session) string {
+	eps := of.endpoints[s]
+	if len(eps) == 0 {
+		return ""
+	}
+	return " " + strings.Join(eps, " ")
+}

@@ -1,0 +1,115 @@
+package serve
+
+import (
+	"errors"
+	"time"
+
+	"qchat/modes/serve/resume"
+	"qchat/modes/serve/store"
+	"qchat/protocol"
+)
+
+// Resumption tokens (modes/serve/resume): after a login with its
+// password, a client asks for a token (TOKEN) and keeps it in memory; when
+// it reconnects it logs in with the token (RESUME), which costs the server
+// one HMAC instead of a bcrypt comparison. A server restarting with ten
+// thousand clients then spends milliseconds on their logins, not minutes,
+// while a first login (and any login without a token) keeps the strong
+// hash and its limits.
+
+// extensions are the words after "qchat/1 ready" in the greeting.
+func (srv *Server) extensions() string {
+	// cid: MSG takes client ids; ackto: ACK ..<msgid>; receipts: READ,
+	// TYPING and their events; resume: TOKEN and RESUME; history: HISTORY
+	ext := "cid ackto receipts"
+	if srv.tokens != nil {
+		ext += " resume"
+	}
+	if srv.po.arch != nil {
+		ext += " history"
+	}
+	return ext
+}
+
+// errNoTokens answers TOKEN and RESUME on a server with --resume-ttl 0.
+var errNoTokens = protocol.Errorf(protocol.CodeNotYet, "this server gives no resumption tokens (serve --resume-ttl 0): log in with USER and PASS")
+
+// RESUME <token>
+//
+// Logs in like USER and PASS, with a token TOKEN gave. A token that is
+// expired, forged or revoked (the password changed since) gets 535 like a
+// wrong password, and the client logs in with its password instead; only
+// a forged one counts as a failed login for the limits.
+func (s *session) cmdResume(c *protocol.Command) error {
+	switch {
+	case s.srv.tokens == nil:
+		return errNoTokens
+	case s.loggedIn() != 0:
+		return protocol.Errorf(protocol.CodeSequence, "already logged in")
+	}
+	s.pending, s.userSent = nil, false
+	token := c.Args[0]
+	s.lim.account = "?" // counts like a login as someone: a wrong token like a wrong password
+	if id, _, ok := cutID(token); ok {
+		s.lim.account = idStr(id)
+	}
+	if !s.loginAllowed(c.Tag) {
+		return nil
+	}
+	var snap account
+	user, err := s.srv.tokens.Check(token, func(id int64) (string, bool) {
+		a := s.srv.dir.byId(id)
+		if a == nil {
+			return "", false
+		}
+		snap = s.srv.dir.snapshot(a)
+		return snap.pwhash, true
+	}, time.Now())
+	if err != nil {
+		if !errors.Is(err, resume.ErrExpired) {
+			s.failures++
+			s.loginFailed()
+		}
+		s.srv.log.Info("login failed", "conn", s.id, "remote", s.remote, "with", "token", "err", err, "failures", s.failures)
+		s.replyf(c.Tag, protocol.CodeLoginFailed, "login incorrect")
+		if s.failures >= maxAuthFailures {
+			s.close(reasonAuthFailures, "too many failed logins")
+		}
+		return nil
+	}
+	if user != snap.id {
+		return errors.New("resumption token: checked another account than it names")
+	}
+	s.loginAs(c.Tag, snap, "token")
+	return nil
+}
+
+// cutID reads the user id a token starts with.
+func cutID(token string) (int64, string, bool) {
+	for i := 0; i < len(token); i++ {
+		if token[i] == '.' {
+			id, ok := protocol.ParseID(token[:i])
+			return id, token[i+1:], ok
+		}
+	}
+	return 0, "", false
+}
+
+// TOKEN
+//
+// Answered "231 <token> <expires>": a resumption token for the logged-in
+// account, valid until expires (--resume-ttl after now) or until its
+// password changes.
+func (s *session) cmdToken(c *protocol.Command) error {
+	if s.srv.tokens == nil {
+		return errNoTokens
+	}
+	a := s.srv.dir.byId(s.loggedIn())
+	if a == nil {
+		return store.ErrNoUser
+	}
+	snap := s.srv.dir.snapshot(a)
+	token, expires := s.srv.tokens.Mint(snap.id, snap.pwhash, time.Now())
+	s.replyf(c.Tag, protocol.CodeToken, "%s %s", token, protocol.FormatTime(expires))
+	return nil
+}

@@ -350,7 +350,11 @@ func (a *app) reconnected() {
 	clear(a.rt.readSent)
 	a.rt.typingTo = ""
 	a.mu.Unlock()
-	go a.syncAtLogin(a.bgCtx) // not on the event loop: it waits for replies
+	select {
+	case <-a.ready: // history is open: fill it, not on the event loop (it waits for replies)
+		go a.syncAtLogin(a.bgCtx)
+	default: // a reconnect inside the first login (/register, /login): login syncs when it is done
+	}
 }
 
 // submitted is the line just entered (Enter): a message needs no "off".

@@ -83,6 +83,11 @@ type app struct {
 	waited   int        // /wait matched up to seen[:waited]
 	// eventsDone is set when the event stream has ended.
 	eventsDone bool
+	// receiving is set (under mu) while the event loop handles a message:
+	// shown (so /wait may have matched it) but maybe not yet saved and
+	// acknowledged. Logging out waits for it, or the QUIT would overtake
+	// the ACK and the server keep the message for next time.
+	receiving bool
 
 	events sync.WaitGroup // the event goroutine
 	ready  chan struct{}  // closed once logged in with history open
@@ -303,6 +308,11 @@ func (a *app) runPiped(ctx context.Context, stdin io.Reader, stderr io.Writer) i
 func (a *app) finish() {
 	a.closeLinks()
 	a.drainOutbox()
+	a.mu.Lock()
+	for a.receiving {
+		a.seenCond.Wait()
+	}
+	a.mu.Unlock()
 	a.cl.Quit(context.Background())
 	a.events.Wait()
 }
@@ -392,6 +402,14 @@ func (a *app) note(line string) {
 	a.mu.Unlock()
 }
 
+// setReceiving marks the event loop inside (or out of) one message.
+func (a *app) setReceiving(on bool) {
+	a.mu.Lock()
+	a.receiving = on
+	a.seenCond.Broadcast()
+	a.mu.Unlock()
+}
+
 // eventLoop prints what the server sends on its own, and acknowledges
 // messages once shown and saved.
 func (a *app) eventLoop() {
@@ -434,6 +452,7 @@ func (a *app) eventLoop() {
 			}
 			<-a.ready // messages come only after login; history must be open
 			me := a.cl.Me()
+			a.setReceiving(true)
 			if _, err := a.rec.Receive(a.cl, m, func(m client.Message) {
 				a.remember(m.From, m.FromNick)
 				a.note(a.out.Message(m, me))
@@ -444,6 +463,7 @@ func (a *app) eventLoop() {
 			}); err != nil {
 				a.historyFailed(err)
 			}
+			a.setReceiving(false)
 		case l.Kind == "RECEIPT":
 			if r, err := client.ParseReceipt(l); err == nil {
 				a.onReceipt(r)

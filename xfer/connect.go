@@ -120,6 +120,20 @@ func (p *Peer) Connect(ctx context.Context, t Ticket, opts ConnectOptions) (*Lin
 		}()
 	}
 	c.direct = len(addrs) > 0
+	// One side's NAT changes ports, the other's keeps them: they also
+	// look for each other's mappings (probe.go). Not when both have
+	// IPv6, which needs no NAT.
+	if spray, probe := probeRole(t, opts.NAT); (spray || probe) && c.direct && !v6 {
+		ra, _ := net.ResolveTCPAddr("tcp", t.PeerAddr)
+		if acrossInternet(ra) {
+			c.probing = true
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p.probeLoop(run, t, opts, spray, start, c.offer, c.note)
+			}()
+		}
+	}
 	wg.Add(1)
 	go func() { // links the peer dialed to us
 		defer wg.Done()
@@ -182,17 +196,18 @@ func (t Ticket) endpoints() []string {
 
 // connecting is one Connect under way, and the upgrade of its link after.
 type connecting struct {
-	p      *Peer
-	t      Ticket
-	opts   ConnectOptions
-	e      *expected
-	start  time.Time
-	run    context.Context // every attempt; ended by stop
-	stop   func(error)
-	direct bool // there are direct attempts
-	across bool // some of them across the internet
-	found  chan *Link
-	result chan connResult
+	p       *Peer
+	t       Ticket
+	opts    ConnectOptions
+	e       *expected
+	start   time.Time
+	run     context.Context // every attempt; ended by stop
+	stop    func(error)
+	direct  bool // there are direct attempts
+	across  bool // some of them across the internet
+	probing bool // and probing for a port-changing NAT's mapping (probe.go)
+	found   chan *Link
+	result  chan connResult
 
 	lastErr  atomic.Pointer[error]
 	relayErr atomic.Pointer[error] // the server would not relay
@@ -234,14 +249,20 @@ func (e errNoRelayNoDirect) Error() string { return e.relay.Error() }
 
 // relayRefused: the server will not relay. Without direct paths the
 // attempt is over; with them, it is once both kinds of attempt (primed
-// and simultaneous) have had their slot.
+// and simultaneous) have had their slot, and the first round of probing
+// when there is one (its slot, and one more for the hello of a link it
+// found).
 func (c *connecting) relayRefused(err error) {
 	c.relayErr.Store(&err)
 	if !c.direct {
 		c.stop(errNoRelayNoDirect{err})
 		return
 	}
-	time.AfterFunc(time.Until(c.start.Add(2*slotFor(c.across))), func() { c.stop(errNoRelayNoDirect{err}) })
+	wait := 2 * slotFor(c.across)
+	if c.probing {
+		wait = max(wait, time.Duration(probeFirst+2)*punchSlot)
+	}
+	time.AfterFunc(time.Until(c.start.Add(wait)), func() { c.stop(errNoRelayNoDirect{err}) })
 }
 
 // relayError is the server's refusal to relay: its reply.

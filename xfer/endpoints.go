@@ -14,7 +14,7 @@ import (
 const (
 	NATNone          = "none"            // the server saw one of our own addresses: no NAT (maybe a firewall)
 	NATPortKept      = "port-preserving" // a NAT that kept our peer port: it maps by endpoint, holes can be punched
-	NATPortChanged   = "port-changing"   // a NAT that gave our peer port another: if it does so per destination (symmetric), only the relay gets through
+	NATPortChanged   = "port-changing"   // a NAT that gave our peer port another: if it does so per destination (symmetric), its mappings are probed for (probe.go)
 	NATUnknown       = "unknown"         // nothing observed (the server did not say)
 	maxExtraEndpoint = 4                 // global IPv6 endpoints a client announces
 )

@@ -52,6 +52,10 @@ type Ticket struct {
 	Purpose  string // "chat" or "file"
 	Peer     int64  // the other user
 	PeerAddr string // the other side's peer endpoint as the server saw it; "" if none
+	// PeerPort is the port of the other side's peer listener on its own
+	// host, as it said it (0 if it did not): when the port of PeerAddr
+	// is another, a NAT changed it.
+	PeerPort int
 	// PeerAddrs are more endpoints of the other side, as it announced
 	// them (its global IPv6 addresses): dialed first.
 	PeerAddrs []string
@@ -306,6 +310,12 @@ func (p *Peer) dialPeer(dialCtx, ctx context.Context, t Ticket, opts ConnectOpti
 	if err != nil {
 		return nil, err
 	}
+	return p.linkUp(ctx, conn, t, opts, "dialed "+addr, how)
+}
+
+// linkUp makes a link of a connection we dialed: HELLO and TLS both ways
+// (within ctx and the hello timeout).
+func (p *Peer) linkUp(ctx context.Context, conn net.Conn, t Ticket, opts ConnectOptions, via, how string) (*Link, error) {
 	if isSelf(conn) {
 		conn.Close()
 		return nil, errors.New("dialed our own endpoint")
@@ -317,7 +327,7 @@ func (p *Peer) dialPeer(dialCtx, ctx context.Context, t Ticket, opts ConnectOpti
 		conn.Close()
 		return nil, err
 	}
-	l.Path, l.Via, l.How = "direct", "dialed "+addr, how
+	l.Path, l.Via, l.How = "direct", via, how
 	s, err := p.secure(ctx, l, t, p.helloWait)
 	if err != nil {
 		conn.Close()

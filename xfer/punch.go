@@ -34,7 +34,8 @@ import (
 //     two hops in, or NATs next to each other), as libp2p's DCUtR does.
 //
 // A NAT that maps every destination to another port (symmetric,
-// --random-fully) defeats both: the relay carries those links.
+// --random-fully) defeats both: on one side only, probing finds its
+// mapping (probe.go); on both, the relay carries those links.
 //
 // Between peers on one LAN (or one host) nothing stands in the way: both
 // dial plain SYNs, in shorter slots (lanSlot).

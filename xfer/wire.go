@@ -40,7 +40,7 @@ type Link struct {
 	// later (Route, Moves).
 	Path    string // "direct" or "relay"
 	Via     string // "dialed 10.0.0.5:40123", "accepted from ...", "relayed by the server"
-	How     string // HowDialed, HowAccepted, HowPrimed, HowSimultaneous or HowRelayed
+	How     string // HowDialed, HowAccepted, HowPrimed, HowSimultaneous, HowProbed or HowRelayed
 	Peer    int64  // the other user
 	Ticket  string
 	Offerer bool // I asked for the link (sent CHAT or FILE)
@@ -58,12 +58,23 @@ const (
 	HowAccepted     = "accepted"     // the peer's SYN reached our listener
 	HowPrimed       = "primed"       // through the offerer's NAT, opened by its small-TTL SYN (punch.go)
 	HowSimultaneous = "simultaneous" // both SYNs crossed in flight (TCP simultaneous open)
+	HowProbed       = "probed"       // one side's NAT changes ports: its mapping was found by probing (punch.go)
 	HowRelayed      = "relayed"      // through the server
 )
 
 // Route is a path a link takes.
 type Route struct {
 	Path, Via, How string
+}
+
+// Text says how the route was made: "dialed 10.0.0.5:4000", or for a
+// hole punched through NATs "primed: dialed 203.0.113.2:4000".
+func (r Route) Text() string {
+	switch r.How {
+	case HowPrimed, HowSimultaneous, HowProbed:
+		return r.How + ": " + r.Via
+	}
+	return r.Via
 }
 
 // Route is the path the link takes now.

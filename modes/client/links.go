@@ -132,12 +132,14 @@ func (c *Client) Answer(ctx context.Context, accept bool, o OfferEvent) (xfer.Ti
 }
 
 // parseTicket reads "<ticket> <peer-id> <peer-endpoint> <link-by>
-// <peer-key> <relay-secret> [<endpoint>...]": the endpoints at the end
-// are the ones the peer announced (ENDPOINTS), dialed first.
+// <peer-key> <relay-secret> [port=<peer-port>] [<endpoint>...]": the
+// peer's own peer port, when it said it, tells whether its NAT changed
+// the port; the endpoints at the end are the ones the peer announced
+// (ENDPOINTS), dialed first.
 func parseTicket(text, purpose string) (xfer.Ticket, error) {
 	f := strings.Fields(text)
 	bad := fmt.Errorf("unexpected ticket reply %q", protocol.Clip(text, 80))
-	if len(f) < 6 || len(f) > 6+maxPeerEndpoints {
+	if len(f) < 6 || len(f) > 7+maxPeerEndpoints {
 		return xfer.Ticket{}, bad
 	}
 	peer, ok := protocol.ParseID(f[1])
@@ -145,12 +147,25 @@ func parseTicket(text, purpose string) (xfer.Ticket, error) {
 	if !ok || err != nil || !protocol.ValidLinkKey(f[4]) {
 		return xfer.Ticket{}, bad
 	}
-	for _, ep := range f[6:] {
+	t := xfer.Ticket{ID: f[0], Purpose: purpose, Peer: peer, PeerAddr: f[2], Expires: by, PeerKey: f[4], RelaySecret: f[5]}
+	eps := f[6:]
+	if len(eps) > 0 && strings.HasPrefix(eps[0], "port=") {
+		port, err := strconv.ParseUint(strings.TrimPrefix(eps[0], "port="), 10, 16)
+		if err != nil {
+			return xfer.Ticket{}, bad
+		}
+		t.PeerPort, eps = int(port), eps[1:]
+	}
+	if len(eps) > maxPeerEndpoints {
+		return xfer.Ticket{}, bad
+	}
+	for _, ep := range eps {
 		if _, err := netip.ParseAddrPort(ep); err != nil {
 			return xfer.Ticket{}, bad
 		}
 	}
-	return xfer.Ticket{ID: f[0], Purpose: purpose, Peer: peer, PeerAddr: f[2], PeerAddrs: f[6:], Expires: by, PeerKey: f[4], RelaySecret: f[5]}, nil
+	t.PeerAddrs = eps
+	return t, nil
 }
 
 // Link connects the peer link of a ticket (direct, or through this

@@ -142,12 +142,17 @@ func TestParseTicket(t *testing.T) {
 		peer          int64
 		addr          string
 		more          string // the announced endpoints, joined
+		port          int    // the peer's own peer port (port=), 0 if not said
 	}{
-		{ticket + " 1001 192.0.2.1:4000 2026-11-22T10:02:00.000Z " + key + " " + secret, "chat", 1001, "192.0.2.1:4000", ""},
-		{ticket + " 1002 [2001:db8::1]:50000 2026-11-22T10:02:00.000Z " + key + " " + secret, "file", 1002, "[2001:db8::1]:50000", ""},
-		{ticket + "  1001   10.0.0.5:1  2026-11-22T10:02:00.000Z  " + key + " " + secret + " ", "file", 1001, "10.0.0.5:1", ""},
+		{ticket + " 1001 192.0.2.1:4000 2026-11-22T10:02:00.000Z " + key + " " + secret, "chat", 1001, "192.0.2.1:4000", "", 0},
+		{ticket + " 1002 [2001:db8::1]:50000 2026-11-22T10:02:00.000Z " + key + " " + secret, "file", 1002, "[2001:db8::1]:50000", "", 0},
+		{ticket + "  1001   10.0.0.5:1  2026-11-22T10:02:00.000Z  " + key + " " + secret + " ", "file", 1001, "10.0.0.5:1", "", 0},
 		{ticket + " 1001 192.0.2.1:4000 2026-11-22T10:02:00.000Z " + key + " " + secret + " [2001:db8:1::2]:4000 [2001:db8:2::9]:4000",
-			"chat", 1001, "192.0.2.1:4000", "[2001:db8:1::2]:4000 [2001:db8:2::9]:4000"},
+			"chat", 1001, "192.0.2.1:4000", "[2001:db8:1::2]:4000 [2001:db8:2::9]:4000", 0},
+		{ticket + " 1001 192.0.2.1:61234 2026-11-22T10:02:00.000Z " + key + " " + secret + " port=4000",
+			"chat", 1001, "192.0.2.1:61234", "", 4000},
+		{ticket + " 1001 192.0.2.1:4000 2026-11-22T10:02:00.000Z " + key + " " + secret + " port=4000 [2001:db8:1::2]:4000",
+			"file", 1001, "192.0.2.1:4000", "[2001:db8:1::2]:4000", 4000},
 	} {
 		got, err := parseTicket(tc.text, tc.purpose)
 		if err != nil {
@@ -155,7 +160,7 @@ func TestParseTicket(t *testing.T) {
 			continue
 		}
 		if got.ID != ticket || got.Purpose != tc.purpose || got.Peer != tc.peer || got.PeerAddr != tc.addr || !got.Expires.Equal(by) || got.Offerer ||
-			got.PeerKey != key || got.RelaySecret != secret || strings.Join(got.PeerAddrs, " ") != tc.more {
+			got.PeerKey != key || got.RelaySecret != secret || strings.Join(got.PeerAddrs, " ") != tc.more || got.PeerPort != tc.port {
 			t.Errorf("parseTicket(%q) = %+v", tc.text, got)
 		}
 	}
@@ -173,6 +178,8 @@ func TestParseTicket(t *testing.T) {
 		ticket + " 1001 192.0.2.1:4000 " + fakeserver.WireTime + " SHA256:abc " + secret, // not a fingerprint
 		ticket + " 1001 192.0.2.1:4000 " + fakeserver.WireTime + " " + key,               // no relay secret
 		ticket + " 1001 192.0.2.1:4000 " + fakeserver.WireTime + " " + key + " " + secret + " nonsense",
+		ticket + " 1001 192.0.2.1:4000 " + fakeserver.WireTime + " " + key + " " + secret + " port=70000",
+		ticket + " 1001 192.0.2.1:4000 " + fakeserver.WireTime + " " + key + " " + secret + " [2001:db8:1::2]:4000 port=4000",
 		ticket + " 1001 192.0.2.1:4000 " + fakeserver.WireTime + " " + key + " " + secret + strings.Repeat(" [2001:db8::1]:1", 5),
 		"refused the chat from 1001",
 		long,
@@ -442,7 +449,7 @@ func TestLoginLearnsNAT(t *testing.T) {
 		}
 		sc.Reply(t, sc.Expect(t, "LINKKEY").Tag, "200 link key")
 		cmd := sc.Expect(t, "ENDPOINTS")
-		if want := peer.Endpoints6(); strings.Join(cmd.Args, " ") != strings.Join(want, " ") {
+		if want := append([]string{"port=" + strconv.Itoa(peer.Port())}, peer.Endpoints6()...); strings.Join(cmd.Args, " ") != strings.Join(want, " ") {
 			t.Errorf("ENDPOINTS %q, want %q", cmd.Args, want)
 		}
 		sc.Reply(t, cmd.Tag, "200 "+tc.observed)

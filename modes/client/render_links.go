@@ -63,10 +63,7 @@ func (p *Printer) Moved(kind string, peer User, r xfer.Route, nat string) string
 // routeText says how a route was made: "dialed 10.0.0.5:4000",
 // "primed: dialed 203.0.113.2:4000; NAT here: port-preserving".
 func routeText(r xfer.Route, nat string) string {
-	s := r.Via
-	if r.How == xfer.HowPrimed || r.How == xfer.HowSimultaneous {
-		s = r.How + ": " + s
-	}
+	s := r.Text()
 	if nat != "" && nat != xfer.NATUnknown {
 		s += "; NAT here: " + nat
 	}

@@ -51,10 +51,11 @@ func (c *Client) loggedIn(r Reply) (User, error) {
 			// order, so any later CHAT, FILE or ACCEPT comes after it,
 			// and a server that refuses it refuses those too, saying why.
 			c.Go("LINKKEY", []string{p.Fingerprint()}, func(Reply, error) {})
-			// Our IPv6 endpoints for peers to dial first, and what the
-			// server sees of us (to tell our NAT). Answered before any
-			// later ticket, as LINKKEY.
-			c.Go("ENDPOINTS", p.Endpoints6(), func(r Reply, err error) {
+			// Our peer port (for peers to tell whether our NAT changed
+			// it), our IPv6 endpoints for peers to dial first, and what
+			// the server sees of us (to tell our NAT). Answered before
+			// any later ticket, as LINKKEY.
+			c.Go("ENDPOINTS", append([]string{"port=" + strconv.Itoa(p.Port())}, p.Endpoints6()...), func(r Reply, err error) {
 				if f := strings.Fields(r.Text); err == nil && len(f) > 0 {
 					c.mu.Lock()
 					c.observed = f[0]

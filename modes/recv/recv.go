@@ -360,14 +360,6 @@ func (r *receiver) allowed(o client.OfferEvent) bool {
 	return false
 }
 
-// howVia says how a route was made: "primed: dialed 203.0.113.2:4000".
-func howVia(r xfer.Route) string {
-	if r.How == xfer.HowPrimed || r.How == xfer.HowSimultaneous {
-		return r.How + ": " + r.Via
-	}
-	return r.Via
-}
-
 // receive takes one file offer into --dir and prints each file.
 func (r *receiver) receive(ctx context.Context, cl *client.Session, o client.OfferEvent) []xfer.FileResult {
 	t, err := cl.Answer(ctx, true, o)
@@ -381,9 +373,9 @@ func (r *receiver) receive(ctx context.Context, cl *client.Session, o client.Off
 		return nil
 	}
 	fmt.Fprintf(r.stderr, "qchat recv: receiving %s from %s (%d) over a %s link (%s; NAT here: %s)\n", offerWhat(o), protocol.Escape(o.FromNick), o.From,
-		l.Path, protocol.Escape(howVia(l.Route())), cl.NAT())
+		l.Path, protocol.Escape(l.Route().Text()), cl.NAT())
 	watched := client.WatchMoves(l, func(rt xfer.Route) {
-		fmt.Fprintf(r.stderr, "qchat recv: the link with %s (%d) is now %s (%s)\n", protocol.Escape(o.FromNick), o.From, rt.Path, protocol.Escape(howVia(rt)))
+		fmt.Fprintf(r.stderr, "qchat recv: the link with %s (%d) is now %s (%s)\n", protocol.Escape(o.FromNick), o.From, rt.Path, protocol.Escape(rt.Text()))
 	})
 	res, err := xfer.Receive(ctx, l, xfer.ReceiveOptions{Dir: r.cfg.Dir, Overwrite: r.cfg.Overwrite, MaxSize: r.cfg.MaxSize, Count: int64(o.Count), Bytes: o.Bytes}, newMeter(r.stderr, offerWhat(o)))
 	<-watched

@@ -27,9 +27,12 @@ func TestEndpointsAnnounced(t *testing.T) {
 	alice.want("ENDPOINTS [fe80::1%eth0]:5", protocol.CodeSyntax) // link-local
 	alice.want("ENDPOINTS [2001:db8::1]:0", protocol.CodeSyntax)  // no port
 	alice.want("ENDPOINTS [2001:db8::1]:1 [2001:db8::1]:2 [2001:db8::1]:3 [2001:db8::1]:4 [2001:db8::1]:5", protocol.CodeSyntax)
+	alice.want("ENDPOINTS port=0", protocol.CodeSyntax)
+	alice.want("ENDPOINTS port=65536", protocol.CodeSyntax)
+	alice.want("ENDPOINTS [2001:db8::1]:1 port=4000", protocol.CodeSyntax) // port= comes first
 	observed := alice.conn.LocalAddr().String()
-	l := alice.want("ENDPOINTS [2001:db8:1::2]:4000", protocol.CodeOK)
-	if l.Text != observed+" [2001:db8:1::2]:4000" {
+	l := alice.want("ENDPOINTS port=4000 [2001:db8:1::2]:4000", protocol.CodeOK)
+	if l.Text != observed+" port=4000 [2001:db8:1::2]:4000" {
 		t.Errorf("ENDPOINTS reply %q, want the observed endpoint %s and the one taken", l.Text, observed)
 	}
 	if l := bob.want("ENDPOINTS", protocol.CodeOK); l.Text != bob.conn.LocalAddr().String() {
@@ -40,8 +43,8 @@ func TestEndpointsAnnounced(t *testing.T) {
 	if len(ga) != 6 {
 		t.Errorf("alice's ticket %q: bob announced nothing, want 6 fields", ga)
 	}
-	if len(gb) != 7 || gb[2] != observed || gb[6] != "[2001:db8:1::2]:4000" {
-		t.Errorf("bob's ticket %q, want alice's observed endpoint and then her IPv6 one", gb)
+	if len(gb) != 8 || gb[2] != observed || gb[6] != "port=4000" || gb[7] != "[2001:db8:1::2]:4000" {
+		t.Errorf("bob's ticket %q, want alice's observed endpoint, her peer port, then her IPv6 one", gb)
 	}
 }
 

@@ -24,6 +24,13 @@ type ReceiveOptions struct {
 	// the user accepted: a link that lists more files or bytes is refused.
 	// Count 0: not checked (an offer has at least one file).
 	Count, Bytes int64
+	// Keep, when set, is called with each file once it is verified and in
+	// place (its path relative to Dir, as saved, and its hash), before the
+	// sender hears OK: what it returns is what the sender is told was
+	// saved, and its error is the file's BAD. The server's offline files
+	// move the file into their store here, so that a sender told OK has
+	// its file kept.
+	Keep func(saved, hash string) (string, error)
 }
 
 // maxFileSize bounds the size a peer may announce (1 PiB).
@@ -207,6 +214,13 @@ func Receive(ctx context.Context, l *Link, opts ReceiveOptions, m Meter) ([]File
 		}
 		if dir := path.Dir(f.name); dir != "." {
 			saved = dir + "/" + saved
+		}
+		if opts.Keep != nil {
+			if saved, err = opts.Keep(saved, r.Hash); err != nil {
+				r.Err = err
+				l.writeLine("BAD", strconv.Itoa(int(idx)), err.Error())
+				continue
+			}
 		}
 		r.Moved, r.Path = n, saved
 		l.writeLine("OK", strconv.Itoa(int(idx)), r.Hash, saved)

@@ -90,6 +90,9 @@ func (c *Client) offer(ctx context.Context, purpose, verb string, args ...string
 	if err != nil {
 		return xfer.Ticket{}, err
 	}
+	if verb == "PUT" {
+		return parseHostTicket(r.Text, true)
+	}
 	t, err := parseTicket(r.Text, purpose)
 	t.Offerer = true
 	return t, err
@@ -212,6 +215,9 @@ type TransferOptions struct {
 	// of its move to a direct connection while the files cross.
 	Link  func(*xfer.Link)
 	Moved func(xfer.Route)
+	// Offline leaves the files on the server for the recipient (PUT:
+	// serve --offline-files) instead of offering them to the recipient.
+	Offline bool
 }
 
 // SendFiles offers o to who and sends it, retrying (with resume) when the
@@ -273,7 +279,12 @@ func sendFiles(ctx context.Context, c linker, who string, o *xfer.Offer, opts Tr
 			backoff = min(2*backoff, 8*time.Second)
 		}
 		count, total, _ := remaining.Summary()
-		t, err := c.offer(ctx, "file", "FILE", who, strconv.Itoa(count), strconv.FormatInt(total, 10), name)
+		verb := "FILE"
+		if opts.Offline {
+			verb = "PUT"
+			opts.Connect.ForceRelay = true // the server is the other end
+		}
+		t, err := c.offer(ctx, "file", verb, who, strconv.Itoa(count), strconv.FormatInt(total, 10), name)
 		if err != nil {
 			var pe *protocol.Error
 			if errors.As(err, &pe) && !(try > 0 && pe.Code == protocol.CodeOffline) {

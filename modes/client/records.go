@@ -111,12 +111,13 @@ type (
 		Group    string `json:"group,omitempty"` // for "invite"
 	}
 	NoticeRecord struct {
-		Head            // "notice"
-		ID       int64  `json:"id"`
-		What     string `json:"what"` // friend-accepted, friend-rejected, friend-removed, invite-accepted, invite-rejected, kicked
-		From     int64  `json:"from"`
-		FromNick string `json:"from_nick"`
-		Group    string `json:"group,omitempty"`
+		Head                    // "notice"
+		ID       int64          `json:"id"`
+		What     string         `json:"what"` // friend-accepted, friend-rejected, friend-removed, invite-accepted, invite-rejected, kicked, offline-taken, offline-refused, offline-expired
+		From     int64          `json:"from"`
+		FromNick string         `json:"from_nick"`
+		Group    string         `json:"group,omitempty"`
+		File     *OfflineNotice `json:"file,omitempty"` // offline-*: the file left on the server
 	}
 	NudgeRecord struct {
 		Head            // "nudge"

@@ -130,6 +130,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.RelayIdle, "relay-idle", cfg.RelayIdle, "a relayed link with no bytes moving for this long is closed")
 	offlineQuota := sizeFlag(fs, "offline-files", 0, "keep files for users who are offline (or do not answer), up to this many bytes per sender, e.g. 1GiB, under --data/offline (0: off, the default)")
 	fs.DurationVar(&cfg.OfflineMaxAge, "offline-files-age", cfg.OfflineMaxAge, "an offline file not taken in this time is deleted and its sender told")
+	offlineRate := sizeFlag(fs, "offline-files-rate", 0, "send each offline file to its recipient at most this many bytes per second, e.g. 10MiB (0: no limit)")
 	fs.StringVar(&cfg.TLS, "tls", cfg.TLS, "STARTTLS policy: required (passwords in clear only from loopback), optional, or off")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "present this certificate (PEM, with its chain) instead of the server's own self-signed one; reloaded on SIGHUP")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "the private key of --tls-cert (PEM)")
@@ -173,7 +174,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "qchat serve: --history-days must not be negative")
 		return exitUsage
 	}
-	cfg.OfflineQuota = *offlineQuota
+	cfg.OfflineQuota, cfg.OfflineRate = *offlineQuota, *offlineRate
 	if cfg.OfflineMaxAge <= 0 {
 		fmt.Fprintln(stderr, "qchat serve: --offline-files-age must be above 0")
 		return exitUsage

@@ -258,8 +258,8 @@ type Message struct {
 
 // OfflineNotice is the file of an offline-* notice.
 type OfflineNotice struct {
-	ID   int64  `json:"id"`
-	Name string `json:"name"`
+	ID   int64
+	Name string
 }
 
 // IsChat reports whether m is a conversation message (kept in history).

@@ -331,6 +331,7 @@ func (srv *Server) serveHostLink(me *relayHalf, ht *hostTicket) {
 		srv.receiveOffline(ctx, link, ht)
 		return
 	}
+	link.SetRate(srv.cfg.OfflineRate)
 	o := &xfer.Offer{Items: []xfer.Item{{Local: srv.off.files.Path(ht.file.Hash), Name: ht.file.Name, Size: ht.file.Size}}, Total: ht.file.Size}
 	res, err := xfer.Send(ctx, link, o, nil)
 	taken = len(res.Files) == 1 && res.Files[0].Err == nil

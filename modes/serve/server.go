@@ -66,6 +66,7 @@ type Config struct {
 	// and its sender told.
 	OfflineQuota  int64
 	OfflineMaxAge time.Duration
+	OfflineRate   int64                          // bytes per second the server sends of each offline file (0: no limit)
 	offlineNow    func() time.Time               // tests: the offline files' clock
 	offlineFree   func(dir string) (int64, bool) // tests: the disk's free space
 

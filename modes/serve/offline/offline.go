@@ -254,9 +254,23 @@ func removeEmptyParents(top, dir string) {
 	}
 }
 
-// For lists the files waiting for recipient, oldest first.
+// For lists the files waiting for recipient, oldest first, less those
+// being taken now (Take until done): a recipient that just took one never
+// sees it again.
 func (f *Files) For(ctx context.Context, recipient int64) ([]store.OfflineFile, error) {
-	return f.store.OfflineFiles(ctx, store.OfflineQuery{Recipient: recipient})
+	rows, err := f.store.OfflineFiles(ctx, store.OfflineQuery{Recipient: recipient})
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := rows[:0]
+	for _, r := range rows {
+		if !f.taking[r.ID] {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // Take looks up file id for recipient to download and marks it busy

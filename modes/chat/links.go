@@ -377,11 +377,7 @@ func (a *app) cmdSend(ctx context.Context, args []string) error {
 		var pe *protocol.Error
 		if errors.As(err, &pe) && (pe.Code == protocol.CodeOffline || pe.Code == protocol.CodeTimeout) && len(res.Failed()) == len(o.Items) {
 			// Nothing went: leave it all on the server, if it keeps files.
-			why := "is not online"
-			if pe.Code == protocol.CodeTimeout {
-				why = "did not answer"
-			}
-			return a.leaveOffline(ctx, to, o, why)
+			return a.leaveOffline(ctx, to, o, pe)
 		}
 		failed := 0
 		for _, f := range res.Files {

@@ -152,18 +152,24 @@ func (a *app) answerOffline(ctx context.Context, accept bool, from int64) (bool,
 }
 
 // leaveOffline leaves files on the server for to, who is offline or did
-// not answer (why), when the server keeps offline files.
-func (a *app) leaveOffline(ctx context.Context, to client.User, o *xfer.Offer, why string) error {
+// not answer (why: the server's refusal of the offer), when the server
+// keeps offline files; when it does not, the refusal stands as it was.
+func (a *app) leaveOffline(ctx context.Context, to client.User, o *xfer.Offer, refusal *protocol.Error) error {
+	why := "is not online"
+	if refusal.Code == protocol.CodeTimeout {
+		why = "did not answer"
+	}
 	count, total, name := o.Summary()
-	a.note(a.out.Emit(nil, fmt.Sprintf("* %s %s: leaving %s on the server for them", a.nameOf(to.ID), why, client.OfferLabel(count, total, protocol.Escape(name)))))
 	res, err := a.cl.SendFiles(ctx, strconv.FormatInt(to.ID, 10), o, client.TransferOptions{
 		Connect: a.connectOpts(), Rate: a.cfg.Rate, Offline: true,
 		Note: func(s string) { a.note(a.out.Emit(nil, "* "+protocol.Escape(s))) },
-		Link: func(*xfer.Link) {},
+		Link: func(*xfer.Link) {
+			a.note(a.out.Emit(nil, fmt.Sprintf("* %s %s: leaving %s on the server for them", a.nameOf(to.ID), why, client.OfferLabel(count, total, protocol.Escape(name)))))
+		},
 	}, a.newMeter("leaving "+protocol.Escape(name)))
 	var pe *protocol.Error
 	if errors.As(err, &pe) && pe.Code == protocol.CodeNotYet {
-		return fmt.Errorf("%s %s, and this server keeps no offline files", a.nameOf(to.ID), why)
+		return named(refusal, to) // as without offline files
 	}
 	failed := 0
 	for _, f := range res.Files {

@@ -121,16 +121,10 @@ func (s *Session) TakeOffline(ctx context.Context, f OfflineFile, opts TakeOptio
 	opts.Connect.ForceRelay = true // the server is the other end
 	var res []xfer.FileResult
 	var lastErr error
-	backoff := 500 * time.Millisecond
+	rt := retries{n: opts.Retries, note: note}
 	for try := 0; try <= opts.Retries; try++ {
-		if try > 0 {
-			note(fmt.Sprintf("retrying in %s (%d of %d): %s", backoff, try, opts.Retries, causeText(lastErr)))
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-				return res, ctx.Err()
-			}
-			backoff = min(2*backoff, 8*time.Second)
+		if err := rt.wait(ctx, try, lastErr); err != nil {
+			return res, err
 		}
 		cl, err := s.client(ctx, offerWait)
 		if err != nil {

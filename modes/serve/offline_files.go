@@ -162,13 +162,9 @@ func (s *session) cmdPut(c *protocol.Command) error {
 // Answered like PUT; over the link the server sends the file, as a peer
 // would. 503 when no such file waits for you.
 func (s *session) cmdGet(c *protocol.Command) error {
-	off := s.srv.off
-	if off == nil {
-		return errNoOffline
-	}
-	id, ok := protocol.ParseID(c.Args[0])
-	if !ok {
-		return protocol.Errorf(protocol.CodeSyntax, "usage: GET <file-id>")
+	off, id, err := s.offlineFileArg(c)
+	if err != nil {
+		return err
 	}
 	row, done, err := off.files.Take(context.Background(), id, s.loggedIn())
 	if err != nil {
@@ -177,18 +173,27 @@ func (s *session) cmdGet(c *protocol.Command) error {
 	return s.grant(c, &hostTicket{file: row, done: done})
 }
 
+// offlineFileArg checks that offline files are on and reads the
+// <file-id> of GET and DROP.
+func (s *session) offlineFileArg(c *protocol.Command) (*offlineSide, int64, error) {
+	if s.srv.off == nil {
+		return nil, 0, errNoOffline
+	}
+	id, ok := protocol.ParseID(c.Args[0])
+	if !ok {
+		return nil, 0, protocol.Errorf(protocol.CodeSyntax, "usage: %s <file-id>", c.Verb)
+	}
+	return s.srv.off, id, nil
+}
+
 // DROP <file-id>
 //
 // The recipient refuses an offline file: it is deleted and its sender
 // told (NOTICE offline-refused).
 func (s *session) cmdDrop(c *protocol.Command) error {
-	off := s.srv.off
-	if off == nil {
-		return errNoOffline
-	}
-	id, ok := protocol.ParseID(c.Args[0])
-	if !ok {
-		return protocol.Errorf(protocol.CodeSyntax, "usage: DROP <file-id>")
+	off, id, err := s.offlineFileArg(c)
+	if err != nil {
+		return err
 	}
 	row, err := off.files.Refuse(context.Background(), id, s.loggedIn())
 	if err != nil {

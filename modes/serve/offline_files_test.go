@@ -298,3 +298,47 @@ func TestOfflineExpiryAndRefusal(t *testing.T) {
 		t.Fatalf("the server holds %d files, want 1 (new.bin)", len(blobs))
 	}
 }
+
+// TestOfflineHostileNames: names a sender makes up are reduced by the
+// server as by any receiver (no way out of its folder, no control
+// characters), told to the recipient safe, and saved inside its folder.
+func TestOfflineHostileNames(t *testing.T) {
+	data := t.TempDir()
+	srv := startTestServer(t, func(c *Config) { c.Data = data; c.OfflineQuota = 1 << 20 })
+	defer srv.Shutdown()
+	alice := newOfflineUser(t, srv, "alice")
+	register(dial(t, srv, "reg"), "bob", "pw")
+	src := filepath.Join(t.TempDir(), "x")
+	want := writeRandom(t, src, 100)
+	o := &xfer.Offer{Items: []xfer.Item{
+		{Local: src, Name: "../../../escape\x1b[2J.txt", Size: 100},
+		{Local: src, Name: "/etc/passwd", Size: 100},
+	}, Total: 200}
+	tk := hostTicketOf(t, alice.want("PUT bob 2 200 2 files", protocol.CodeTicket), true)
+	res, err := xfer.Send(context.Background(), alice.link(t, srv, tk), o, nil)
+	if err != nil || len(res.Failed()) > 0 {
+		t.Fatalf("put: %v %+v", err, res)
+	}
+	bob := newOfflineUser(t, srv, "bob")
+	dir := t.TempDir()
+	for range 2 {
+		ev := bob.nextOffline()
+		name := ev.Args[5]
+		if strings.ContainsAny(name, "\x1b\\") || strings.HasPrefix(name, "/") || strings.Contains(name, "..") {
+			t.Fatalf("told the name %q", name)
+		}
+		tk := hostTicketOf(t, bob.want("GET "+ev.Args[0], protocol.CodeTicket), false)
+		files, err := xfer.Receive(context.Background(), bob.link(t, srv, tk), xfer.ReceiveOptions{Dir: dir, Count: 1, Bytes: 100}, nil)
+		if err != nil || len(files) != 1 || files[0].Err != nil {
+			t.Fatalf("receive %q: %v %+v", name, err, files)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, files[0].Path))
+		if err != nil || !bytes.Equal(got, want) || strings.HasPrefix(files[0].Path, "/") || strings.Contains(files[0].Path, "..") {
+			t.Fatalf("saved as %q: %v", files[0].Path, err)
+		}
+	}
+	// Nothing landed outside the folders of the test.
+	if _, err := os.Stat(filepath.Join(data, "..", "escape\x1b[2J.txt")); err == nil {
+		t.Fatal("a file was written outside the server's folder")
+	}
+}

@@ -426,6 +426,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	smallSize := sizeFlag(fs, "small-size", 16<<10, "bytes of each small file")
 	filesDir := fs.String("files-dir", "", "folder for the file transfer's files (default: the system's temp folder)")
 	filesRelay := fs.Bool("files-relay", false, "file transfer: measure the relay path too")
+	filesOffline := fs.Bool("files-offline", false, "file transfer: measure an offline file too, left on the server and taken from it (a server with --offline-files)")
 	filesRuns := fs.Int("files-runs", 3, "file transfer: runs of each measurement (the median is reported)")
 	registerTLSFlags(fs, &cfg.NoTLS, "speak clear text to the server (no STARTTLS), to measure it without TLS (default: STARTTLS, the server's key checked as chat does)")
 	if code, done := parse(fs, args, stderr); done {
@@ -452,7 +453,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 			cfg.Password = pw
 		}
 		return bench.RunFiles(ctx, bench.FilesConfig{Server: cfg.Server, Password: cfg.Password, Prefix: cfg.Prefix,
-			Size: *files, Small: *small, SmallSize: *smallSize, Dir: *filesDir, Relay: *filesRelay, Runs: *filesRuns,
+			Size: *files, Small: *small, SmallSize: *smallSize, Dir: *filesDir, Relay: *filesRelay, Offline: *filesOffline, Runs: *filesRuns,
 			Timeout: cfg.Timeout, JSON: cfg.JSON, NoTLS: cfg.NoTLS}, stdout, stderr)
 	}
 	return bench.Run(ctx, cfg, stdout, stderr)

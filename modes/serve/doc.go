@@ -2,9 +2,8 @@
 // connection, the command table and its handlers, who is online (hub),
 // delivery (the post office: mailboxes, acknowledgements, fan-out) and
 // the SQLite store. Its rooms (limits/, dedupe/, presence/, resume/,
-// offline/) know
-// nothing of sessions; it knows nothing of terminals or of the client
-// side.
+// offline/) know nothing of sessions; it knows nothing of terminals or
+// of the client side.
 //
 // # The hot path
 //

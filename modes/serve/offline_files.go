@@ -276,8 +276,9 @@ func (srv *Server) offlineNotice(r store.OfflineFile, what string) {
 	srv.po.notify(r.Sender, "NOTICE", r.Recipient, srv.dir.nickOf(r.Recipient), what+" "+idStr(r.ID)+" "+protocol.Escape(r.Name))
 }
 
-// hostTicketFor finds a granted ticket for RELAY by its id and secret and
-// takes it (once); nil when it is not one of the server's own.
+// take finds a granted ticket for RELAY by its id and secret and takes it
+// (once). mine says whether the ticket is one of the server's own; ht is
+// nil when it is, but not with that secret, used, or late.
 func (off *offlineSide) take(ticket, secret string) (*hostTicket, bool) {
 	off.mu.Lock()
 	defer off.mu.Unlock()

@@ -13,9 +13,9 @@
 //
 // Nothing in files/ is ever half-written: a file gets there by one rename,
 // after xfer checked its hash. What a broken upload left in incoming/ is
-// what the next upload of the same file resumes from; incoming folders
-// untouched for the maximum age, and files no row holds (a crash between
-// the rename and the row), are swept at start.
+// what the next upload of the same file resumes from; incoming folders in
+// which nothing changed for the maximum age go with the expiry, and files
+// no row holds (a crash between the rename and the row) at start.
 //
 // It knows the store (the offline_files rows) and the file system, and
 // must not know sessions, the protocol or links: the server's handlers

@@ -136,14 +136,31 @@ func (f *Files) sweep(ctx context.Context) error {
 			os.Remove(filepath.Join(f.filesDir(), e.Name()))
 		}
 	}
-	ents, err = os.ReadDir(f.incomingDir())
+	return f.sweepIncoming()
+}
+
+// sweepIncoming removes the incoming folders in which nothing changed for
+// the maximum age: uploads given up long ago. An upload under way writes
+// its .part all the time.
+func (f *Files) sweepIncoming() error {
+	ents, err := os.ReadDir(f.incomingDir())
 	if err != nil {
 		return fmt.Errorf("offline files: %w", err)
 	}
 	cut := f.cfg.Now().Add(-f.cfg.MaxAge)
 	for _, e := range ents {
-		if fi, err := e.Info(); err == nil && fi.ModTime().Before(cut) {
-			os.RemoveAll(filepath.Join(f.incomingDir(), e.Name()))
+		d := filepath.Join(f.incomingDir(), e.Name())
+		latest := time.Time{}
+		filepath.WalkDir(d, func(_ string, de fs.DirEntry, err error) error {
+			if err == nil {
+				if fi, err := de.Info(); err == nil && fi.ModTime().After(latest) {
+					latest = fi.ModTime()
+				}
+			}
+			return nil
+		})
+		if !latest.IsZero() && latest.Before(cut) {
+			os.RemoveAll(d)
 		}
 	}
 	return nil
@@ -342,8 +359,10 @@ func (f *Files) drop(ctx context.Context, row store.OfflineFile) error {
 }
 
 // Expire drops the files older than the maximum age (none that is being
-// taken) and returns them, for their senders to be told.
+// taken) and returns them, for their senders to be told; uploads given up
+// for as long go too.
 func (f *Files) Expire(ctx context.Context) ([]store.OfflineFile, error) {
+	f.sweepIncoming()
 	rows, err := f.store.OfflineFiles(ctx, store.OfflineQuery{Before: f.cfg.Now().Add(-f.cfg.MaxAge)})
 	if err != nil {
 		return nil, err

@@ -1,9 +1,11 @@
 package chat
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"qchat/modes/client"
@@ -111,19 +113,19 @@ func (a *app) takeOffline(ctx context.Context, f client.OfflineFile) error {
 }
 
 // answerOffline takes (/accept FROM [file]) or refuses (/reject) the
-// offline files from a user, when no direct offer of theirs waits; false
-// when there are none.
+// offline files from a user that the server told of (OFFLINE at login or
+// since, /files), when no direct offer of theirs waits; false when there
+// are none.
 func (a *app) answerOffline(ctx context.Context, accept bool, from int64) (bool, error) {
-	fs, err := a.offlineFiles(ctx)
-	if err != nil {
-		return false, err
-	}
 	var mine []client.OfflineFile
-	for _, f := range fs {
+	a.links.mu.Lock()
+	for _, f := range a.links.offline {
 		if f.From == from {
 			mine = append(mine, f)
 		}
 	}
+	a.links.mu.Unlock()
+	slices.SortFunc(mine, func(x, y client.OfflineFile) int { return cmp.Compare(x.ID, y.ID) })
 	if len(mine) == 0 {
 		return false, nil
 	}

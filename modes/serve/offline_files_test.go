@@ -342,3 +342,21 @@ func TestOfflineHostileNames(t *testing.T) {
 		t.Fatal("a file was written outside the server's folder")
 	}
 }
+
+// TestOfflineToldAtOnce: a file left for someone who is online (an offer
+// not answered) is told at once, not at the next login.
+func TestOfflineToldAtOnce(t *testing.T) {
+	srv := startTestServer(t, func(c *Config) { c.Data = t.TempDir(); c.OfflineQuota = 1 << 20 })
+	defer srv.Shutdown()
+	alice := newOfflineUser(t, srv, "alice")
+	bob := newOfflineUser(t, srv, "bob")
+	src := filepath.Join(t.TempDir(), "now.txt")
+	writeRandom(t, src, 10)
+	if res, err := alice.put(t, srv, "bob", src); err != nil || len(res.Failed()) > 0 {
+		t.Fatalf("put: %v %+v", err, res)
+	}
+	ev := bob.nextOffline()
+	if ev.Args[5] != "now.txt" || ev.Args[4] != "10" {
+		t.Fatalf("OFFLINE %q", ev.Args)
+	}
+}

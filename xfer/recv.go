@@ -31,6 +31,11 @@ type ReceiveOptions struct {
 	// move the file into their store here, so that a sender told OK has
 	// its file kept.
 	Keep func(saved, hash string) (string, error)
+	// DropOnWriteError: a file that cannot be written here (no room left,
+	// an I/O error) leaves no NAME.part behind, rather than one to resume
+	// from. The server's offline files: the sender hears BAD, the space
+	// is free again, and nothing half-written stays.
+	DropOnWriteError bool
 }
 
 // maxFileSize bounds the size a peer may announce (1 PiB).
@@ -202,7 +207,7 @@ func Receive(ctx context.Context, l *Link, opts ReceiveOptions, m Meter) ([]File
 		if err != nil {
 			err = skipData(l, n, err)
 		} else {
-			r.Hash, saved, err = receiveFile(d, l, f, base, off, n, opts.Overwrite, m)
+			r.Hash, saved, err = receiveFile(d, l, f, base, off, n, opts, m)
 		}
 		if err != nil {
 			r.Err = err
@@ -512,7 +517,7 @@ func (fs *folders) close() {
 // whole part, and renames it into place (finalize) while it still holds
 // the part: no other transfer can write into it from open to rename. It
 // returns the hash and the name saved under.
-func receiveFile(d *folder, l *Link, f *incoming, name string, off, n int64, overwrite bool, m Meter) (string, string, error) {
+func receiveFile(d *folder, l *Link, f *incoming, name string, off, n int64, opts ReceiveOptions, m Meter) (string, string, error) {
 	part := name + partSuffix
 	out, err := d.root.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o644)
 	created := err == nil
@@ -586,6 +591,9 @@ func receiveFile(d *folder, l *Link, f *incoming, name string, off, n int64, ove
 		return "", "", fmt.Errorf("%w: %v", errLink, err)
 	}
 	if werr != nil {
+		if opts.DropOnWriteError {
+			d.root.Remove(part) // still under our lock
+		}
 		return "", "", fmt.Errorf("write %s: %s", part, errText(werr))
 	}
 	sum := hex.EncodeToString(f.hasher().Sum(nil))
@@ -595,7 +603,7 @@ func receiveFile(d *folder, l *Link, f *incoming, name string, off, n int64, ove
 		d.root.Remove(part)
 		return "", "", fmt.Errorf("hash mismatch: got %s, sender says %s", sum, clipText(a[1]))
 	}
-	saved, err := finalize(d, name, overwrite)
+	saved, err := finalize(d, name, opts.Overwrite)
 	if err != nil {
 		return "", "", err
 	}

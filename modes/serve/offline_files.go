@@ -362,7 +362,7 @@ func (srv *Server) receiveOffline(ctx context.Context, link *xfer.Link, ht *host
 		return
 	}
 	kept := 0
-	_, err = xfer.Receive(ctx, link, xfer.ReceiveOptions{Dir: dir, Overwrite: true, Count: ht.count, Bytes: ht.bytes,
+	_, err = xfer.Receive(ctx, link, xfer.ReceiveOptions{Dir: dir, Overwrite: true, Count: ht.count, Bytes: ht.bytes, DropOnWriteError: true,
 		Keep: func(saved, hash string) (string, error) {
 			row, err := off.files.Keep(ctx, ht.hold, ht.to, dir, saved, hash)
 			if err != nil {

@@ -23,3 +23,8 @@ import (
 const HashName = "blake3"
 
 func newFileHash() hash.Hash { return blake3.New() }
+
+// FreeSpace returns the bytes that may still be written in dir, and
+// whether the system could tell: what Receive checks an offer against
+// before it writes a byte (the server checks its offline files with it).
+func FreeSpace(dir string) (int64, bool) { return freeSpace(dir) }

@@ -24,6 +24,18 @@ type ReceiveOptions struct {
 	// the user accepted: a link that lists more files or bytes is refused.
 	// Count 0: not checked (an offer has at least one file).
 	Count, Bytes int64
+	// Keep, when set, is called with each file once it is verified and in
+	// place (its path relative to Dir, as saved, and its hash), before the
+	// sender hears OK: what it returns is what the sender is told was
+	// saved, and its error is the file's BAD. The server's offline files
+	// move the file into their store here, so that a sender told OK has
+	// its file kept.
+	Keep func(saved, hash string) (string, error)
+	// DropOnWriteError: a file that cannot be written here (no room left,
+	// an I/O error) leaves no NAME.part behind, rather than one to resume
+	// from. The server's offline files: the sender hears BAD, the space
+	// is free again, and nothing half-written stays.
+	DropOnWriteError bool
 }
 
 // maxFileSize bounds the size a peer may announce (1 PiB).
@@ -195,7 +207,7 @@ func Receive(ctx context.Context, l *Link, opts ReceiveOptions, m Meter) ([]File
 		if err != nil {
 			err = skipData(l, n, err)
 		} else {
-			r.Hash, saved, err = receiveFile(d, l, f, base, off, n, opts.Overwrite, m)
+			r.Hash, saved, err = receiveFile(d, l, f, base, off, n, opts, m)
 		}
 		if err != nil {
 			r.Err = err
@@ -207,6 +219,13 @@ func Receive(ctx context.Context, l *Link, opts ReceiveOptions, m Meter) ([]File
 		}
 		if dir := path.Dir(f.name); dir != "." {
 			saved = dir + "/" + saved
+		}
+		if opts.Keep != nil {
+			if saved, err = opts.Keep(saved, r.Hash); err != nil {
+				r.Err = err
+				l.writeLine("BAD", strconv.Itoa(int(idx)), err.Error())
+				continue
+			}
 		}
 		r.Moved, r.Path = n, saved
 		l.writeLine("OK", strconv.Itoa(int(idx)), r.Hash, saved)
@@ -498,7 +517,7 @@ func (fs *folders) close() {
 // whole part, and renames it into place (finalize) while it still holds
 // the part: no other transfer can write into it from open to rename. It
 // returns the hash and the name saved under.
-func receiveFile(d *folder, l *Link, f *incoming, name string, off, n int64, overwrite bool, m Meter) (string, string, error) {
+func receiveFile(d *folder, l *Link, f *incoming, name string, off, n int64, opts ReceiveOptions, m Meter) (string, string, error) {
 	part := name + partSuffix
 	out, err := d.root.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o644)
 	created := err == nil
@@ -572,6 +591,9 @@ func receiveFile(d *folder, l *Link, f *incoming, name string, off, n int64, ove
 		return "", "", fmt.Errorf("%w: %v", errLink, err)
 	}
 	if werr != nil {
+		if opts.DropOnWriteError {
+			d.root.Remove(part) // still under our lock
+		}
 		return "", "", fmt.Errorf("write %s: %s", part, errText(werr))
 	}
 	sum := hex.EncodeToString(f.hasher().Sum(nil))
@@ -581,7 +603,7 @@ func receiveFile(d *folder, l *Link, f *incoming, name string, off, n int64, ove
 		d.root.Remove(part)
 		return "", "", fmt.Errorf("hash mismatch: got %s, sender says %s", sum, clipText(a[1]))
 	}
-	saved, err := finalize(d, name, overwrite)
+	saved, err := finalize(d, name, opts.Overwrite)
 	if err != nil {
 		return "", "", err
 	}

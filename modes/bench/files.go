@@ -33,6 +33,7 @@ type FilesConfig struct {
 	SmallSize int64  // bytes of each small file
 	Dir       string // where the bench's files go ("" for the system's temp folder)
 	Relay     bool   // also measure the relay path
+	Offline   bool   // also measure an offline file: left on the server, then taken (serve --offline-files)
 	Runs      int    // runs of each measurement; the median is reported
 	Timeout   time.Duration
 	JSON      bool
@@ -49,7 +50,11 @@ type FilesConfig struct {
 //     --dir`, two processes of this binary, through the server, with
 //     everything qchat does (offer, accept, ticket, link encrypted with
 //     TLS 1.3 and both link keys pinned, the BLAKE3 hash on both
-//     sides, .part and rename).
+//     sides, .part and rename);
+//   - offline (--files-offline): /send to the receiver while it is
+//     offline, which leaves the files on the server (its upload: the
+//     sender's time), then `qchat recv --dir` taking them from the server
+//     (its download: from the start of recv, login included).
 //
 // For qchat it reports the time from the /send line to the end of the
 // sender (offer and link setup included), the rate, its ratio to plain,
@@ -200,8 +205,64 @@ func runFiles(ctx context.Context, cfg FilesConfig, stderr io.Writer) ([]fileRun
 			r.ratio = plain.wall.Seconds() / r.wall.Seconds()
 			out = append(out, r)
 		}
+		if cfg.Offline {
+			var down fileRun
+			up, err := measure("qchat offline: upload", func(d string) (fileRun, error) {
+				up, dn, err := qchatOffline(ctx, cfg.Server, pw, sender, receiver, sc.src, d, sc.files, security)
+				down = dn // of the same run; reported beside the median upload
+				return up, err
+			})
+			if err != nil {
+				return out, fmt.Errorf("%s, offline: %w", sc.name, err)
+			}
+			up.ratio = plain.wall.Seconds() / up.wall.Seconds()
+			down.name, down.bytes, down.files = sc.name+": qchat offline: download", sc.bytes, sc.files
+			down.ratio = plain.wall.Seconds() / down.wall.Seconds()
+			out = append(out, up, down)
+		}
 	}
 	return out, nil
+}
+
+// qchatOffline leaves src on the server for the receiver, who is offline
+// (`qchat chat`, /send), then takes it (`qchat recv --dir`), and measures
+// each step.
+func qchatOffline(ctx context.Context, server, pw, sender, receiver, src, dst string, files int, security []string) (up, down fileRun, err error) {
+	self, err := os.Executable()
+	if err != nil {
+		return up, down, err
+	}
+	tmp, err := os.MkdirTemp("", "qchat-bench-")
+	if err != nil {
+		return up, down, err
+	}
+	defer os.RemoveAll(tmp)
+	env := append(os.Environ(), "QCHAT_SERVER="+server, "QCHAT_PASSWORD="+pw, "XDG_DATA_HOME="+filepath.Join(tmp, "data"))
+	snd := exec.CommandContext(ctx, self, append([]string{"chat", "--user", sender, "--no-history"}, security...)...)
+	snd.Env = env
+	snd.Stdin = strings.NewReader(fmt.Sprintf("/send %s %s\n", receiver, quotePath(src)))
+	var out strings.Builder
+	snd.Stdout, snd.Stderr = &out, &out
+	start := time.Now()
+	if err := snd.Run(); err != nil {
+		return up, down, fmt.Errorf("sender: %v: %s", err, protocol.Clip(out.String(), 400))
+	}
+	if !strings.Contains(out.String(), "on the server for") {
+		return up, down, fmt.Errorf("sender did not leave the files on the server (is the receiver offline, the server started with --offline-files?): %s", protocol.Clip(out.String(), 400))
+	}
+	up = fileRun{wall: time.Since(start)}
+	up.cpuSend, up.rssSend = usage(snd.ProcessState)
+	rcv := exec.CommandContext(ctx, self, append([]string{"recv", "--user", receiver, "--dir", dst, "--count", strconv.Itoa(files),
+		"--no-history", "--timeout", "10m"}, security...)...)
+	rcv.Env = env
+	rcv.Stdout, rcv.Stderr = io.Discard, io.Discard
+	start = time.Now()
+	if err := rcv.Run(); err != nil {
+		return up, down, fmt.Errorf("receiver: %v", err)
+	}
+	down = fileRun{wall: time.Since(start)}
+	down.cpuRecv, down.rssRecv = usage(rcv.ProcessState)
+	return up, down, nil
 }
 
 // median returns the run of median wall time.

@@ -199,7 +199,8 @@ func newApp(ctx context.Context, cfg Config, stdout, stderr io.Writer) *app {
 	a := &app{cfg: cfg, known: make(map[int64]string), unread: make(map[string]*unreadConv), groups: make(map[string]bool),
 		ready: make(chan struct{}), stderr: stderr, out: client.NewPrinter(stdout, cfg.JSON), rt: newReceiptState()}
 	a.seenCond = sync.NewCond(&a.mu)
-	a.links = links{offers: make(map[string]client.OfferEvent), chats: make(map[int64]*xfer.Chat), retry: make(map[string]retryable)}
+	a.links = links{offers: make(map[string]client.OfferEvent), chats: make(map[int64]*xfer.Chat), retry: make(map[string]retryable),
+		offline: make(map[int64]client.OfflineFile)}
 	if a.cfg.Dir == "" {
 		a.cfg.Dir = "."
 	}
@@ -494,6 +495,10 @@ func (a *app) eventLoop() {
 		case l.Kind == "OFFER":
 			if o, err := client.ParseOffer(l); err == nil {
 				a.onOffer(o)
+			}
+		case l.Kind == "OFFLINE":
+			if f, err := client.ParseOffline(l); err == nil {
+				a.onOfflineFile(f)
 			}
 		case l.Kind == "CANCEL":
 			if t, why, err := client.ParseCancel(l); err == nil {

@@ -33,7 +33,10 @@ type links struct {
 	// sender's next offer under the same name is its retry, taken without
 	// asking again.
 	retry map[string]retryable
-	bg    sync.WaitGroup // running background work (links, transfers)
+	// offline holds the offline files the server told of (OFFLINE,
+	// /files), by id, for /get.
+	offline map[int64]client.OfflineFile
+	bg      sync.WaitGroup // running background work (links, transfers)
 }
 
 const retryWindow = 10 * time.Minute
@@ -371,6 +374,11 @@ func (a *app) cmdSend(ctx context.Context, args []string) error {
 			Link:  func(l *xfer.Link) { a.note(a.out.Link("file", to, l, a.cl.NAT())) },
 			Moved: func(r xfer.Route) { a.note(a.out.Moved("file", to, r, a.cl.NAT())) },
 		}, a.newMeter("sending "+protocol.Escape(name)))
+		var pe *protocol.Error
+		if errors.As(err, &pe) && (pe.Code == protocol.CodeOffline || pe.Code == protocol.CodeTimeout) && len(res.Failed()) == len(o.Items) {
+			// Nothing went: leave it all on the server, if it keeps files.
+			return a.leaveOffline(ctx, to, o, pe)
+		}
 		failed := 0
 		for _, f := range res.Files {
 			if f.Err == nil {

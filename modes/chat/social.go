@@ -398,6 +398,11 @@ func (a *app) answer(ctx context.Context, accept bool, args []string) error {
 			match = append(match, p)
 		}
 	}
+	if len(match) == 0 && (kind == "" || kind == "file") {
+		if found, err := a.answerOffline(ctx, accept, from); found || err != nil {
+			return err
+		}
+	}
 	switch {
 	case len(match) == 0:
 		return fmt.Errorf("nothing from %s waits for an answer", a.nameOf(from))

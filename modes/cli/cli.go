@@ -128,6 +128,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.OfferTimeout, "offer-timeout", cfg.OfferTimeout, "a direct chat or file offer not answered in this time is refused")
 	noRelay := fs.Bool("no-relay", false, "never relay direct links (peers that cannot reach each other then fail)")
 	fs.DurationVar(&cfg.RelayIdle, "relay-idle", cfg.RelayIdle, "a relayed link with no bytes moving for this long is closed")
+	offlineQuota := sizeFlag(fs, "offline-files", 0, "keep files for users who are offline (or do not answer), up to this many bytes per sender, e.g. 1GiB, under --data/offline (0: off, the default)")
+	fs.DurationVar(&cfg.OfflineMaxAge, "offline-files-age", cfg.OfflineMaxAge, "an offline file not taken in this time is deleted and its sender told")
+	offlineRate := sizeFlag(fs, "offline-files-rate", 0, "send each offline file to its recipient at most this many bytes per second, e.g. 10MiB (0: no limit)")
 	fs.StringVar(&cfg.TLS, "tls", cfg.TLS, "STARTTLS policy: required (passwords in clear only from loopback), optional, or off")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "present this certificate (PEM, with its chain) instead of the server's own self-signed one; reloaded on SIGHUP")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "the private key of --tls-cert (PEM)")
@@ -169,6 +172,11 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	if cfg.HistoryDays < 0 {
 		fmt.Fprintln(stderr, "qchat serve: --history-days must not be negative")
+		return exitUsage
+	}
+	cfg.OfflineQuota, cfg.OfflineRate = *offlineQuota, *offlineRate
+	if cfg.OfflineMaxAge <= 0 {
+		fmt.Fprintln(stderr, "qchat serve: --offline-files-age must be above 0")
 		return exitUsage
 	}
 	if cfg.ResumeTTL < 0 {
@@ -418,6 +426,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	smallSize := sizeFlag(fs, "small-size", 16<<10, "bytes of each small file")
 	filesDir := fs.String("files-dir", "", "folder for the file transfer's files (default: the system's temp folder)")
 	filesRelay := fs.Bool("files-relay", false, "file transfer: measure the relay path too")
+	filesOffline := fs.Bool("files-offline", false, "file transfer: measure an offline file too, left on the server and taken from it (a server with --offline-files)")
 	filesRuns := fs.Int("files-runs", 3, "file transfer: runs of each measurement (the median is reported)")
 	registerTLSFlags(fs, &cfg.NoTLS, "speak clear text to the server (no STARTTLS), to measure it without TLS (default: STARTTLS, the server's key checked as chat does)")
 	if code, done := parse(fs, args, stderr); done {
@@ -444,7 +453,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 			cfg.Password = pw
 		}
 		return bench.RunFiles(ctx, bench.FilesConfig{Server: cfg.Server, Password: cfg.Password, Prefix: cfg.Prefix,
-			Size: *files, Small: *small, SmallSize: *smallSize, Dir: *filesDir, Relay: *filesRelay, Runs: *filesRuns,
+			Size: *files, Small: *small, SmallSize: *smallSize, Dir: *filesDir, Relay: *filesRelay, Offline: *filesOffline, Runs: *filesRuns,
 			Timeout: cfg.Timeout, JSON: cfg.JSON, NoTLS: cfg.NoTLS}, stdout, stderr)
 	}
 	return bench.Run(ctx, cfg, stdout, stderr)

@@ -90,6 +90,9 @@ func (c *Client) offer(ctx context.Context, purpose, verb string, args ...string
 	if err != nil {
 		return xfer.Ticket{}, err
 	}
+	if verb == "PUT" {
+		return parseHostTicket(r.Text, true)
+	}
 	t, err := parseTicket(r.Text, purpose)
 	t.Offerer = true
 	return t, err
@@ -227,6 +230,9 @@ type TransferOptions struct {
 	// of its move to a direct connection while the files cross.
 	Link  func(*xfer.Link)
 	Moved func(xfer.Route)
+	// Offline leaves the files on the server for the recipient (PUT:
+	// serve --offline-files) instead of offering them to the recipient.
+	Offline bool
 }
 
 // SendFiles offers o to who and sends it, retrying (with resume) when the
@@ -276,19 +282,18 @@ func sendFiles(ctx context.Context, c linker, who string, o *xfer.Offer, opts Tr
 	name = displayName(name)
 	remaining := o
 	var lastErr error
-	backoff := 500 * time.Millisecond
+	r := retries{n: opts.Retries, note: note}
 	for try := 0; try <= opts.Retries; try++ {
-		if try > 0 {
-			note(fmt.Sprintf("retrying in %s (%d of %d): %s", backoff, try, opts.Retries, causeText(lastErr)))
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-				return result(), ctx.Err()
-			}
-			backoff = min(2*backoff, 8*time.Second)
+		if err := r.wait(ctx, try, lastErr); err != nil {
+			return result(), err
 		}
 		count, total, _ := remaining.Summary()
-		t, err := c.offer(ctx, "file", "FILE", who, strconv.Itoa(count), strconv.FormatInt(total, 10), name)
+		verb := "FILE"
+		if opts.Offline {
+			verb = "PUT"
+			opts.Connect.ForceRelay = true // the server is the other end
+		}
+		t, err := c.offer(ctx, "file", verb, who, strconv.Itoa(count), strconv.FormatInt(total, 10), name)
 		if err != nil {
 			var pe *protocol.Error
 			if errors.As(err, &pe) && !(try > 0 && pe.Code == protocol.CodeOffline) {
@@ -354,4 +359,30 @@ func sendFiles(ctx context.Context, c linker, who string, o *xfer.Offer, opts Tr
 		lastErr = err
 	}
 	return result(), lastErr
+}
+
+// retries paces the tries of a transfer: none before the first, then
+// 0.5 s, doubling up to 8 s, each said to note with why.
+type retries struct {
+	n       int
+	note    func(string)
+	backoff time.Duration
+}
+
+// wait waits before try (0: the first, at once); ctx's error if it ended.
+func (r *retries) wait(ctx context.Context, try int, why error) error {
+	if try == 0 {
+		return nil
+	}
+	if r.backoff == 0 {
+		r.backoff = 500 * time.Millisecond
+	}
+	r.note(fmt.Sprintf("retrying in %s (%d of %d): %s", r.backoff, try, r.n, causeText(why)))
+	select {
+	case <-time.After(r.backoff):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	r.backoff = min(2*r.backoff, 8*time.Second)
+	return nil
 }

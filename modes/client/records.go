@@ -113,10 +113,32 @@ type (
 	NoticeRecord struct {
 		Head            // "notice"
 		ID       int64  `json:"id"`
-		What     string `json:"what"` // friend-accepted, friend-rejected, friend-removed, invite-accepted, invite-rejected, kicked
+		What     string `json:"what"` // friend-accepted, friend-rejected, friend-removed, invite-accepted, invite-rejected, kicked, offline-taken, offline-refused, offline-expired
 		From     int64  `json:"from"`
 		FromNick string `json:"from_nick"`
 		Group    string `json:"group,omitempty"`
+		FileID   int64  `json:"file_id,omitempty"` // offline-*: the file left on the server
+		Name     string `json:"name,omitempty"`
+	}
+	// OfflineRecord is a file waiting for me on the server (an OFFLINE
+	// event).
+	OfflineRecord struct {
+		Head // "offline"
+		OfflineItem
+	}
+	// OfflineItem is one offline file.
+	OfflineItem struct {
+		FileID   int64  `json:"file_id"`
+		From     int64  `json:"from"`
+		FromNick string `json:"from_nick"`
+		Name     string `json:"name"`
+		Size     int64  `json:"size"`
+		Left     string `json:"left"` // when it was left (RFC 3339 UTC, milliseconds)
+	}
+	// OfflineListRecord is /files.
+	OfflineListRecord struct {
+		Result               // "offline_files"
+		Files  []OfflineItem `json:"files"`
 	}
 	NudgeRecord struct {
 		Head            // "nudge"

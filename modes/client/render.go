@@ -102,10 +102,18 @@ func (p *Printer) Message(m Message, to User) string {
 			"invite-rejected": "* %[1]s refused your invite to %[2]s",
 			"kicked":          "* %[1]s removed you from %[2]s",
 		}[m.Text]
+		if m.File != nil {
+			file := protocol.Escape(m.File.Name)
+			plain = map[string]string{
+				"offline-taken":   "* %[1]s took " + file + ", the file you left on the server",
+				"offline-refused": "* %[1]s refused " + file + ", the file you left on the server: it is deleted",
+				"offline-expired": "* " + file + ", the file you left on the server for %[1]s, expired before they took it: it is deleted",
+			}[m.Text]
+		}
 		if plain == "" {
 			plain = "* %[1]s: %[3]s %[2]s"
 		}
-		return p.Emit(&NoticeRecord{Head: NewHeadAt("notice", m.Time), ID: m.ID, What: m.Text, From: m.From, FromNick: m.FromNick, Group: m.Group},
+		return p.Emit(&NoticeRecord{Head: NewHeadAt("notice", m.Time), ID: m.ID, What: m.Text, From: m.From, FromNick: m.FromNick, Group: m.Group, FileID: fileID(m.File), Name: fileName(m.File)},
 			strings.TrimSpace(fmt.Sprintf(plain, who, group, protocol.Escape(m.Text))))
 	}
 	return p.Emit(&MsgRecord{Head: NewHeadAt("msg", m.Time), ID: m.ID, From: m.From, FromNick: m.FromNick, To: to.ID, ToNick: to.Nick, Text: m.Text},
@@ -162,4 +170,18 @@ func (p *Printer) Bye(l protocol.Line) string {
 func (p *Printer) Notice(l protocol.Line) string {
 	return p.Emit(&ServerRecord{Head: NewHead("server"), Code: l.Code, Text: l.Text},
 		fmt.Sprintf("* server: %d %s", l.Code, protocol.Escape(l.Text)))
+}
+
+func fileID(f *OfflineNotice) int64 {
+	if f == nil {
+		return 0
+	}
+	return f.ID
+}
+
+func fileName(f *OfflineNotice) string {
+	if f == nil {
+		return ""
+	}
+	return f.Name
 }

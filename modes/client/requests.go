@@ -252,6 +252,15 @@ type Message struct {
 	Time     time.Time
 	Group    string // "#name" for GMSG, invites and group notices
 	Text     string
+	// File is the offline file a notice is about (offline-taken,
+	// offline-refused, offline-expired).
+	File *OfflineNotice
+}
+
+// OfflineNotice is the file of an offline-* notice.
+type OfflineNotice struct {
+	ID   int64
+	Name string
 }
 
 // IsChat reports whether m is a conversation message (kept in history).
@@ -288,6 +297,14 @@ func ParseMessage(l protocol.Line) (Message, error) {
 		m.Group, m.Text = l.Args[4], l.Args[5]
 	case l.Kind == "GMSG":
 		return Message{}, fmt.Errorf("malformed GMSG event")
+	case l.Kind == "NOTICE" && strings.HasPrefix(m.Text, "offline-"):
+		// <file-id> <name>
+		id, name, _ := strings.Cut(l.Args[len(l.Args)-1], " ")
+		fid, ok := protocol.ParseID(id)
+		if len(l.Args) != 6 || !ok || name == "" {
+			return Message{}, fmt.Errorf("malformed NOTICE event")
+		}
+		m.File = &OfflineNotice{ID: fid, Name: name}
 	case len(l.Args) > 5:
 		m.Group = l.Args[5]
 	}

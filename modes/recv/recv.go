@@ -126,13 +126,14 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) int {
 }
 
 type receiver struct {
-	cfg    Config
-	pw     string
-	out    *client.Printer
-	stderr io.Writer
-	rec    client.Recorder
-	got    int
-	peer   *xfer.Peer
+	offline offlineQueue
+	cfg     Config
+	pw      string
+	out     *client.Printer
+	stderr  io.Writer
+	rec     client.Recorder
+	got     int
+	peer    *xfer.Peer
 }
 
 // errDone ends the loop when the count is reached.
@@ -263,6 +264,12 @@ func (r *receiver) receiveAll(ctx context.Context, cl *client.Session) error {
 				continue
 			}
 			l := ev.Line
+			if l.Kind == "OFFLINE" {
+				if f, err := client.ParseOffline(l); err == nil {
+					r.onOffline(tctx, cl, f, &transfers, files)
+				}
+				continue
+			}
 			if l.Kind == "OFFER" {
 				if o, err := client.ParseOffer(l); err == nil {
 					why := r.refusal(o)

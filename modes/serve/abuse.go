@@ -74,7 +74,7 @@ const (
 // PING, HELP, ...) cost nothing: they only answer the asker, and a client
 // that does not read the answers is cut off as a slow consumer.
 var verbCost = map[string]int{
-	"MSG": 1, "NUDGE": 1, "CHAT": 1, "FILE": 1,
+	"MSG": 1, "NUDGE": 1, "CHAT": 1, "FILE": 1, "PUT": 1, "GET": 1, "DROP": 1,
 	"ADD": 1, "ACCEPT": 1, "REJECT": 1, "REMOVE": 1, "BLOCK": 1, "UNBLOCK": 1,
 	"CREATE": 1, "JOIN": 1, "INVITE": 1, "LEAVE": 1, "KICK": 1,
 	"SET": 1, "AWAY": 1, "BACK": 1, "PASSWD": passwdCost,

@@ -1,9 +1,9 @@
 // Package serve is `qchat serve`: the listener, one session per
 // connection, the command table and its handlers, who is online (hub),
 // delivery (the post office: mailboxes, acknowledgements, fan-out) and
-// the SQLite store. Its rooms (limits/, dedupe/, presence/, resume/) know
-// nothing of sessions; it knows nothing of terminals or of the client
-// side.
+// the SQLite store. Its rooms (limits/, dedupe/, presence/, resume/,
+// offline/) know nothing of sessions; it knows nothing of terminals or
+// of the client side.
 //
 // # The hot path
 //

@@ -43,6 +43,10 @@ func init() {
 		"CHAT":    {run: (*session).cmdChat},
 		"FILE":    {run: (*session).cmdFile},
 		"RELAY":   {run: (*session).cmdRelay, preLogin: true},
+		"PUT":     {run: (*session).cmdPut},
+		"GET":     {run: (*session).cmdGet},
+		"DROP":    {run: (*session).cmdDrop},
+		"FILES":   {run: (*session).cmdFiles},
 
 		"STARTTLS":  {run: (*session).cmdStartTLS, preLogin: true},
 		"LINKKEY":   {run: (*session).cmdLinkKey},
@@ -226,6 +230,7 @@ func (s *session) loginAs(tag string, snap account, how string) {
 	}
 	s.srv.po.attach(context.Background(), s)
 	s.srv.sendWaitingMarks(s)
+	s.srv.sendOffline(s)
 }
 
 // LIST [<version>]

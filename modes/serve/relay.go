@@ -96,6 +96,17 @@ const maxRelays = 256
 // secret is the proof). Answered 200 once the other side has come too;
 // from then on the connection carries the peers' bytes.
 func (s *session) cmdRelay(c *protocol.Command) error {
+	if s.srv.off != nil && s.loggedIn() == 0 {
+		// A link to the server itself (offline files): not relayed, so
+		// --no-relay does not stop it.
+		if ht, mine := s.srv.off.take(c.Args[0], c.Args[1]); mine {
+			if ht == nil {
+				return protocol.Errorf(protocol.CodeForbidden, "no such ticket or secret, or not one that may be used now")
+			}
+			s.relayToHost(ht)
+			return nil
+		}
+	}
 	if !s.srv.cfg.Relay {
 		return protocol.Errorf(protocol.CodeNotYet, "this server does not relay (serve --no-relay)")
 	}

@@ -60,6 +60,16 @@ type Config struct {
 	// (PROTOCOL.md section 10); 0: not answered (serve --no-discovery).
 	DiscoveryPort int
 
+	// OfflineQuota turns offline files on (serve --offline-files): the
+	// bytes each user may leave on the server for users who are not there;
+	// 0: off. OfflineMaxAge is how long a file waits before it is deleted
+	// and its sender told.
+	OfflineQuota  int64
+	OfflineMaxAge time.Duration
+	OfflineRate   int64                          // bytes per second the server sends of each offline file (0: no limit)
+	offlineNow    func() time.Time               // tests: the offline files' clock
+	offlineFree   func(dir string) (int64, bool) // tests: the disk's free space
+
 	wrapListener func(net.Listener) net.Listener // tests: hands the server connections of their own
 	parkAfter    time.Duration                   // a session silent this long parks (park.go); tests shorten it
 }
@@ -73,7 +83,7 @@ func Defaults() Config {
 		WriteTimeout: 10 * time.Second, MaxOutbound: 1 << 20, MaxQueue: 10000, AckGrace: 20 * time.Millisecond,
 		Presence: "lan", NudgeEvery: 10 * time.Second, ReceiptEvery: time.Second,
 		OfferTimeout: 2 * time.Minute, Relay: true, RelayIdle: time.Minute,
-		Limits: DefaultLimits(), TLS: TLSRequired, parkAfter: time.Second,
+		Limits: DefaultLimits(), TLS: TLSRequired, parkAfter: time.Second, OfflineMaxAge: 7 * 24 * time.Hour,
 	}
 }
 
@@ -103,6 +113,7 @@ type Server struct {
 	tlsConf *tls.Config // nil with --tls=off
 	fp      atomic.Pointer[string]
 	disco   *discovery.Responder // nil without discovery (discover.go)
+	off     *offlineSide         // nil without offline files (offline_files.go)
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -207,6 +218,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		po.close()
 		return nil, err
 	}
+	off, err := openOffline(ctx, cfg, st)
+	if err != nil {
+		po.close()
+		journal.Close()
+		return nil, err
+	}
 	// Never SO_REUSEPORT here: a second server must fail, not share the port.
 	ln, err := listenConfig.Listen(ctx, "tcp", cfg.Listen)
 	if err != nil {
@@ -228,7 +245,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	srv := &Server{cfg: cfg, log: cfg.Log, ln: ln, store: st, dir: dir, hub: newHub(), po: po,
 		soc: soc, nudge: newNudgeLimiter(cfg.NudgeEvery), offers: newOffers(), relays: newRelays(),
 		sessions: make(map[*session]struct{}), lim: lim, pres: newPresenceFanout(cfg.Limits.PresenceInterval, time.Now()),
-		tokens: tokens, marks: newMarks(cfg.ReceiptEvery)}
+		tokens: tokens, marks: newMarks(cfg.ReceiptEvery), off: off}
 	po.onMarks = srv.noteMarks
 	srv.useTLS(keys)
 	srv.parker = newParker(cfg.Log)
@@ -334,6 +351,7 @@ func (srv *Server) sweep() {
 			lastForget = now
 		}
 		srv.offers.expire(now, srv.cfg.OfferTimeout)
+		srv.offlineSweep(now)
 		srv.sweepLimits(now)
 		srv.presenceSettled(now)
 		srv.mu.Lock()

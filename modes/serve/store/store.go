@@ -12,6 +12,8 @@ var (
 	ErrNoUser     = errors.New("no such user")
 	ErrNickTaken  = errors.New("nickname taken")
 	ErrGroupTaken = errors.New("group name taken")
+	// ErrNoOfflineFile: no offline file has that id (any more).
+	ErrNoOfflineFile = errors.New("no such offline file")
 )
 
 // FirstUserID is the id of the first account, as in the original QQ
@@ -137,8 +139,40 @@ type Store interface {
 	// says how many went.
 	PruneArchive(ctx context.Context, before time.Time) (int64, error)
 
+	// AddOfflineFile records a file left on the server for its recipient
+	// (serve --offline-files) and returns its id, once committed. Ids
+	// increase and are never given twice.
+	AddOfflineFile(ctx context.Context, f OfflineFile) (int64, error)
+	// OfflineFile looks one up by id; ErrNoOfflineFile.
+	OfflineFile(ctx context.Context, id int64) (OfflineFile, error)
+	// OfflineFiles returns the offline files that match q, in id order.
+	OfflineFiles(ctx context.Context, q OfflineQuery) ([]OfflineFile, error)
+	// DropOfflineFile deletes a file's row (taken, refused or expired) and
+	// says whether another row still holds the same hash, whose bytes must
+	// then stay; ErrNoOfflineFile when there is no such row (any more).
+	DropOfflineFile(ctx context.Context, id int64) (hashHeld bool, err error)
 	// Close finishes the queued writes and closes the database.
 	Close() error
+}
+
+// OfflineFile is one file left on the server for a user who was not there
+// to take it. Its bytes are kept by hash, outside the database.
+type OfflineFile struct {
+	ID        int64
+	Sender    int64
+	Recipient int64
+	Name      string // the name it was sent under (a relative path, made safe)
+	Size      int64
+	Hash      string    // BLAKE3 of the bytes, 64 hex digits
+	Created   time.Time // kept to the millisecond
+}
+
+// OfflineQuery selects offline files: those for a Recipient, or from a
+// Sender, or left Before a time (the first of these that is set), or all.
+type OfflineQuery struct {
+	Recipient int64
+	Sender    int64
+	Before    time.Time
 }
 
 // HistoryQuery is one page of the history archive. Forward, it is the

@@ -17,6 +17,7 @@ var migrations = []sqlstore.Migration{
 	{Version: 3, What: "members by user", Up: sqlstore.MembersByUser},
 	{Version: 4, What: "receipts and typing settings", Up: sqlstore.Settings("BOOLEAN")},
 	{Version: 6, What: "history archive", Up: sqlstore.ArchiveTable("BIGINT")},
+	{Version: 7, What: "offline files", Up: sqlstore.OfflineTable("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BIGINT")},
 }
 
 func base(ctx context.Context, tx sqlstore.Querier) error {

@@ -60,6 +60,7 @@ func Run(t *testing.T, newDB NewDB) {
 		{"ArchivePages", testArchivePages},
 		{"ArchiveGroups", testArchiveGroups},
 		{"ArchivePrune", testArchivePrune},
+		{"OfflineFiles", testOfflineFiles},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {

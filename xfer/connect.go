@@ -336,11 +336,20 @@ func (c *connecting) failure() error {
 func (c *connecting) taken(l *Link) {
 	l.SetIdle(c.opts.Idle)
 	if l.Path == "direct" || !c.direct {
+		c.used() // from now on a HELLO with this ticket is refused
 		c.stop(errStopped)
 		return
 	}
 	l.makeMovable()
 	l.mv.onClose = func() { c.stop(errStopped) }
+}
+
+// used makes the listener refuse the ticket: the link is chosen and
+// cannot move any more.
+func (c *connecting) used() {
+	c.p.mu.Lock()
+	c.e.used = true
+	c.p.mu.Unlock()
 }
 
 // finish ends the work of the ticket: no more moves, the ticket
@@ -352,9 +361,7 @@ func (c *connecting) finish(cur *Link) {
 		cur.noMoreMoves()
 	}
 	c.stop(errStopped)
-	c.p.mu.Lock()
-	c.e.used = true
-	c.p.mu.Unlock()
+	c.used()
 	c.p.Forget(c.t.ID)
 	// Links the listener finished for this ticket after the attempts
 	// ended are nobody's.

@@ -107,6 +107,10 @@ func (c *client) handshake(fp string) {
 		c.t.Fatalf("%s: TLS version %x, want 1.3", c.name, cs.Version)
 	}
 	c.conn, c.rd = tc, bufio.NewReader(tc)
+	// The first line inside TLS is the greeting again (section 1.1).
+	if l := c.next(); l.Code != protocol.CodeGreeting || !strings.Contains(l.Text, " qchat/1 ready ") {
+		c.t.Fatalf("%s: the first line inside TLS is %d %s, want the greeting", c.name, l.Code, l.Text)
+	}
 }
 
 func TestStartTLSThenLoginFromAfar(t *testing.T) {
@@ -244,10 +248,43 @@ func TestLinesQueuedDuringHandshakeGoOverTLS(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond) // polling the server's state
 	}
-	c.handshake(*srv.fp.Load()) // fails if the PING came in clear
+	c.handshake(*srv.fp.Load()) // fails if the PING came in clear, or before the greeting
 	if l := c.next(); l.Kind != "PING" {
-		t.Fatalf("over TLS first came %+v, want the PING", l)
+		t.Fatalf("over TLS after the greeting came %+v, want the PING", l)
 	}
+}
+
+// TestGreetingAgainInsideTLS: after the handshake the server greets
+// again, first, with what it said in clear (its name and extensions),
+// so that a client need believe nothing it read before TLS.
+func TestGreetingAgainInsideTLS(t *testing.T) {
+	srv := startServer(t, nil)
+	conn, err := net.DialTimeout("tcp", srv.Addr().String(), ioWait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := &client{t: t, name: "nc", conn: conn, rd: bufio.NewReader(conn)}
+	clear := c.next()
+	c.send("STARTTLS")
+	if l := c.next(); l.Code != protocol.CodeStartTLS {
+		t.Fatalf("STARTTLS: %d %s", l.Code, l.Text)
+	}
+	tc := tls.Client(c.conn, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
+	tc.SetDeadline(time.Now().Add(ioWait))
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	c.conn, c.rd = tc, bufio.NewReader(tc)
+	g := c.next()
+	if g.Code != protocol.CodeGreeting || g.Text != clear.Text {
+		t.Fatalf("inside TLS first came %d %q, want the greeting %q", g.Code, g.Text, clear.Text)
+	}
+	if !strings.Contains(g.Text, " resume") {
+		t.Fatalf("greeting inside TLS %q lacks its extensions", g.Text)
+	}
+	register(c, "alice", "pw")
+	c.login("alice", "pw")
 }
 
 func onlySession(t *testing.T, srv *Server) *session {

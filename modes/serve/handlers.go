@@ -201,6 +201,7 @@ func (s *session) cmdPass(c *protocol.Command) error {
 		}
 		return nil
 	}
+	s.rehash(a, &snap, c.Args[0])
 	s.loginAs(c.Tag, snap, "password")
 	return nil
 }

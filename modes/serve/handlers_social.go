@@ -233,10 +233,9 @@ func (s *session) cmdPasswd(c *protocol.Command) error {
 	if err != nil {
 		return err
 	}
-	if err := s.srv.store.SetPassword(context.Background(), a.id, string(hash)); err != nil {
+	if err := s.srv.setPassword(a, "", string(hash)); err != nil {
 		return err
 	}
-	s.srv.dir.update(a, func(a *account) { a.pwhash = string(hash) })
 	// One session per account (the newest takes over), so there is no
 	// other session to log out; a login racing this one used the old
 	// password before it changed.

@@ -104,6 +104,8 @@ type Server struct {
 	fp      atomic.Pointer[string]
 	disco   *discovery.Responder // nil without discovery (discover.go)
 
+	pwMu sync.Mutex // orders changes of password hashes (PASSWD, rehash.go): no I/O but the store's write
+
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	nextID   uint64

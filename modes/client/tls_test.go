@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -306,7 +307,7 @@ func TestBytesAfter234AreRefused(t *testing.T) {
 func TestGreetingInsideTLSIsTheOneBelieved(t *testing.T) {
 	cert, _ := newCert(t, nil, false)
 	s := newTLSServer(t, cert, "234 go ahead\r\n")
-	c, err := dialTLS(s.Addr(), &ServerKeys{File: filepath.Join(t.TempDir(), "ks")})
+	c, err := dialTLS(s.Addr(), &ServerKeys{File: filepath.Join(t.TempDir(), "ks"), Notify: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +327,7 @@ func TestNoGreetingInsideTLSIsRefused(t *testing.T) {
 		s := newTLSServer(t, cert, "234 go ahead\r\n")
 		s.greeting = first
 		ctx, cancel := context.WithTimeout(context.Background(), fakeserver.Guard)
-		_, err := Dial(ctx, s.Addr(), Options{DialTimeout: time.Second, Keys: &ServerKeys{File: filepath.Join(t.TempDir(), "ks")}})
+		_, err := Dial(ctx, s.Addr(), Options{DialTimeout: time.Second, Keys: &ServerKeys{File: filepath.Join(t.TempDir(), "ks"), Notify: io.Discard}})
 		cancel()
 		if !errors.Is(err, ErrNoTLSGreeting) {
 			t.Fatalf("first line inside TLS %q: %v, want ErrNoTLSGreeting", first, err)

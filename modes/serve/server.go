@@ -371,6 +371,9 @@ func (srv *Server) Shutdown() {
 	srv.relays.closeAll()
 	srv.po.close()
 	srv.po.journal.Close()
+	if srv.tokens != nil {
+		srv.tokens.Close()
+	}
 	if err := srv.store.Close(); err != nil {
 		srv.log.Error("close store", "err", err)
 	}

@@ -257,9 +257,8 @@ func (s *session) cmdList(c *protocol.Command) error {
 	version := s.srv.pres.log.Version() // before the list: changes after it come again, none are missed
 	online := s.srv.hub.list()
 	lines := make([]string, 0, len(online))
-	friendsOnly := s.srv.cfg.Presence == "friends"
 	for _, o := range online {
-		if friendsOnly && o.user != me && !s.srv.soc.areFriends(me, o.user) {
+		if !s.srv.seesPresence(me, o.user) {
 			continue
 		}
 		if a := s.srv.dir.byId(o.user); a != nil {

@@ -123,8 +123,8 @@ type postOffice struct {
 	windowBytes int
 	share       int // items one sender may have waiting for one recipient (0: no cap)
 	// hidden reports whether viewer may not know whether user is online
-	// (friends mode, Server.seesPresence); nil: everyone may. A message
-	// to a user hidden from its sender is answered as a stored one.
+	// (friends mode, blocks: Server.seesPresence); nil: everyone may. A
+	// message to a user hidden from its sender is answered as a stored one.
 	hidden func(viewer, user int64) bool
 
 	mu    sync.Mutex

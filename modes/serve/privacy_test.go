@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"qchat/protocol"
 )
@@ -81,4 +82,73 @@ func TestFriendsModeMsgDoesNotTellOnline(t *testing.T) {
 		}
 		break
 	}
+}
+
+// TestBlockedSeesBlockerOffline: a user that another blocks sees the
+// blocker offline everywhere: told so at the BLOCK, no presence events of
+// it, absent from LIST, offline in INFO, NUDGE 453, and its messages'
+// answers say "stored"; UNBLOCK shows it again.
+func TestBlockedSeesBlockerOffline(t *testing.T) {
+	srv := limitServer(t, func(c *Config) { c.Limits.PresenceInterval = 5 * time.Millisecond; c.Limits.MsgRate = 0 })
+	r := dial(t, srv, "reg")
+	aliceID := register(r, "alice", "pw")
+	register(r, "bob", "pw")
+	carolID := register(r, "carol", "pw")
+	alice := strconv.FormatInt(aliceID, 10)
+	a := loginAs(t, srv, "alice")
+	b := loginAs(t, srv, "bob")
+	c := loginAs(t, srv, "carol")
+	isPresence := func(l protocol.Line, user, state string) bool {
+		return l.Kind == "PRESENCE" && l.Args[0] == user && l.Args[2] == state
+	}
+
+	a.want("BLOCK bob", protocol.CodeOK)
+	b.waitFor("alice offline at the block", func(l protocol.Line) bool { return isPresence(l, alice, "offline") })
+	a.want("AWAY lunch", protocol.CodeOK)
+	c.waitFor("alice away, for carol", func(l protocol.Line) bool { return isPresence(l, alice, "away") })
+	c.want("AWAY too", protocol.CodeOK)
+	// bob hears carol's change, and nothing of alice's before it.
+	b.waitFor("carol away", func(l protocol.Line) bool {
+		if l.Kind == "PRESENCE" && l.Args[0] == alice {
+			t.Fatalf("bob heard of alice: %+v", l)
+		}
+		if l.Kind == "PRESENCES" {
+			t.Fatalf("bob got a summary: %+v", l)
+		}
+		return isPresence(l, strconv.FormatInt(carolID, 10), "away")
+	})
+
+	b.send("@l LIST")
+	for {
+		l := b.next()
+		if l.Tag != "l" {
+			continue
+		}
+		if strings.HasPrefix(l.Text, alice+" ") {
+			t.Fatalf("bob's LIST shows alice: %q", l.Text)
+		}
+		if !l.More {
+			break
+		}
+	}
+	b.send("@i INFO alice")
+	for {
+		l := b.next()
+		if l.Tag != "i" {
+			continue
+		}
+		if strings.HasPrefix(l.Text, "state ") && l.Text != "state offline" || strings.HasPrefix(l.Text, "away") {
+			t.Fatalf("bob's INFO alice says %q", l.Text)
+		}
+		if !l.More {
+			break
+		}
+	}
+	b.want("NUDGE alice", protocol.CodeOffline)
+	// bob's message to alice is dropped, and answered as if stored.
+	sent(t, b.msgTo("alice", "hello?"), "stored", aliceID)
+
+	a.want("UNBLOCK bob", protocol.CodeOK)
+	b.waitFor("alice away again at the unblock", func(l protocol.Line) bool { return isPresence(l, alice, "away") })
+	b.want("NUDGE alice", protocol.CodeOK)
 }

@@ -232,9 +232,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		sessions: make(map[*session]struct{}), lim: lim, pres: newPresenceFanout(cfg.Limits.PresenceInterval, time.Now()),
 		tokens: tokens, marks: newMarks(cfg.ReceiptEvery)}
 	po.onMarks = srv.noteMarks
-	if cfg.Presence == "friends" {
-		po.hidden = func(viewer, user int64) bool { return !srv.seesPresence(viewer, user) }
-	}
+	po.hidden = func(viewer, user int64) bool { return !srv.seesPresence(viewer, user) }
 	srv.useTLS(keys)
 	srv.parker = newParker(cfg.Log)
 	srv.tick = min(cfg.PingInterval, cfg.PingTimeout, cfg.LoginTimeout, cfg.OfferTimeout) / 4

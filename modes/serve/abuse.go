@@ -146,10 +146,10 @@ func (srv *Server) logLimits() {
 // sessionLimits is a session's part of the limits. Only its read loop
 // touches it, apart from exempt, which is fixed before the loop starts.
 type sessionLimits struct {
-	addr    string // the source address's key (limits.AddrKey)
-	exempt  bool   // from a --limits-exempt address
-	counted bool   // holds a place among the connections not logged in
-	account string // the account USER named, as the login limits know it
+	addr    string       // the source address's key (limits.AddrKey)
+	exempt  bool         // from a --limits-exempt address
+	slot    *limits.Slot // its place among the connections not logged in; nil when it holds none
+	account string       // the account USER named, as the login limits know it
 	pace    limits.Pacer
 	notes   limits.Bucket // READ and TYPING: their own budget (receipts.go)
 }
@@ -165,7 +165,10 @@ func remoteIP(conn net.Conn) netip.Addr {
 
 // admit counts a new connection among those not logged in, or refuses it
 // (421 and BYE instead of the greeting) without waiting for it: the
-// accept loop goes on at once.
+// accept loop goes on at once. Past --max-unauth in all it closes the
+// oldest connection not logged in (BYE unauth-limit) instead of refusing
+// the new one; past --max-unauth-per-addr it refuses the new one. Runs on
+// the accept loop only.
 func (srv *Server) admit(conn net.Conn) (sessionLimits, bool) {
 	ip := remoteIP(conn)
 	l := srv.cfg.Limits
@@ -175,9 +178,16 @@ func (srv *Server) admit(conn net.Conn) (sessionLimits, bool) {
 	}
 	sl.pace = limits.NewPacer(l.MsgRate, l.MsgBurst, l.FloodAfter)
 	sl.notes = limits.NewBucket(noteRate, noteBurst)
-	err := srv.lim.conns.Admit(sl.addr)
+	slot, evicted, err := srv.lim.conns.Admit(sl.addr)
 	if err == nil {
-		sl.counted = true
+		sl.slot = slot
+		if evicted != nil {
+			if old, ok := evicted.Owner.(*session); ok {
+				// The oldest connection not logged in makes room for this one.
+				srv.logRefusal(reasonUnauth, old.lim.addr, "oldest connection not logged in closed", "conn", old.id, "remote", old.remote)
+				old.close(reasonUnauth, "too many connections not logged in: the oldest is closed")
+			}
+		}
 		return sl, true
 	}
 	reason := reasonUnauth
@@ -206,9 +216,9 @@ func (srv *Server) logRefusal(reason, addr, msg string, args ...any) {
 // releaseUnauth gives back the session's place among the connections not
 // logged in: at login, or when it closes.
 func (s *session) releaseUnauth() {
-	if s.lim.counted {
-		s.lim.counted = false
-		s.srv.lim.conns.Release(s.lim.addr)
+	if s.lim.slot != nil {
+		s.srv.lim.conns.Release(s.lim.slot)
+		s.lim.slot = nil
 	}
 }
 

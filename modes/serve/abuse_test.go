@@ -242,25 +242,36 @@ func TestUnauthenticatedConnectionLimits(t *testing.T) {
 			t.Fatalf("connection from %s: BYE %s, want %s", from, got, reason)
 		}
 	}
+	evicted := func(c *client) {
+		t.Helper()
+		if got, _ := c.bye(); got != reasonUnauth {
+			t.Fatalf("%s: BYE %s, want %s (the oldest evicted)", c.name, got, reasonUnauth)
+		}
+	}
 	var ones []*client
 	for range 3 {
 		ones = append(ones, dialFrom(t, srv, "one", "127.0.0.1"))
 	}
-	refused("127.0.0.1", reasonUnauthAddr)
+	refused("127.0.0.1", reasonUnauthAddr) // one address: the new one is refused
 	dialFrom(t, srv, "two", "127.0.0.2")
 	dialFrom(t, srv, "two", "127.0.0.2")
-	refused("127.0.0.3", reasonUnauth)
+	// Full in all: the oldest (ones[0]) makes room for the new one.
+	three := dialFrom(t, srv, "three", "127.0.0.3")
+	evicted(ones[0])
 	// Logging in gives the place back; so does leaving.
-	register(ones[0], "alice", "pw")
-	ones[0].login("alice", "pw")
-	dialFrom(t, srv, "three", "127.0.0.3")
-	refused("127.0.0.3", reasonUnauth)
-	ones[1].want("QUIT", protocol.CodeBye)
+	register(ones[1], "alice", "pw")
+	ones[1].login("alice", "pw")
+	dialFrom(t, srv, "four", "127.0.0.4") // room: nobody evicted
+	ones[2].want("QUIT", protocol.CodeBye)
 	waitUntil(t, "the closed connection's place is free", func() bool {
 		_, n := srv.lim.conns.Count("127.0.0.1")
 		return n == 4
 	})
-	dialFrom(t, srv, "four", "127.0.0.4")
+	dialFrom(t, srv, "five", "127.0.0.5")
+	three.want("PING x", protocol.CodeOK) // still there: others were older
+	dialFrom(t, srv, "six", "127.0.0.6")  // full again: the oldest, a "two", goes
+	three.want("PING x", protocol.CodeOK)
+	ones[1].want("PING x", protocol.CodeOK) // logged in: never evicted
 }
 
 func TestConnectionFloodDoesNotDelayLogin(t *testing.T) {

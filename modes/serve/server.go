@@ -285,12 +285,16 @@ func (srv *Server) acceptLoop() {
 		srv.mu.Lock()
 		if srv.sessions == nil { // shutting down
 			srv.mu.Unlock()
+			srv.lim.conns.Release(lim.slot)
 			conn.Close()
 			continue
 		}
 		srv.nextID++
 		s := newSession(srv, conn, srv.nextID)
 		s.lim = lim
+		if lim.slot != nil {
+			lim.slot.Owner = s // read by the accept loop only (admit), when it evicts the slot
+		}
 		srv.sessions[s] = struct{}{}
 		srv.wg.Add(1) // Done when the session is cleaned up
 		srv.mu.Unlock()

@@ -308,22 +308,36 @@ func TestRegistrations(t *testing.T) {
 
 func TestConns(t *testing.T) {
 	cs := NewConns(2, 3)
-	must := func(addr string, want error) {
+	must := func(addr string, want error) *Slot {
 		t.Helper()
-		if err := cs.Admit(addr); !errors.Is(err, want) {
-			t.Fatalf("Admit(%s) = %v, want %v", addr, err, want)
+		s, ev, err := cs.Admit(addr)
+		if !errors.Is(err, want) || ev != nil {
+			t.Fatalf("Admit(%s) = %v (evicting %v), want %v", addr, err, ev, want)
 		}
+		return s
 	}
-	must("a", nil)
-	must("a", nil)
+	a1 := must("a", nil)
+	a2 := must("a", nil)
 	must("a", ErrAddrFull)
-	must("b", nil)
-	must("c", ErrFull)
-	cs.Release("a")
-	must("c", nil)
-	cs.Release("a")
-	cs.Release("b")
-	cs.Release("c")
+	b := must("b", nil)
+	// Full in all: the oldest goes, the newest comes in.
+	c, ev, err := cs.Admit("c")
+	if err != nil || ev != a1 {
+		t.Fatalf("Admit(c) when full: %v, evicting %p; want the oldest (%p)", err, ev, a1)
+	}
+	if a, n := cs.Count("a"); a != 1 || n != 3 {
+		t.Fatalf("after the eviction: %d from a, %d in all; want 1 and 3", a, n)
+	}
+	cs.Release(a1) // evicted: counts nothing more
+	cs.Release(a2)
+	cs.Release(a2) // once only
+	if a, n := cs.Count("a"); a != 0 || n != 2 {
+		t.Fatalf("after releasing a: %d from a, %d in all; want 0 and 2", a, n)
+	}
+	d := must("d", nil) // room again: nobody evicted
+	for _, s := range []*Slot{b, c, d} {
+		cs.Release(s)
+	}
 	if a, n := cs.Count("a"); a != 0 || n != 0 {
 		t.Fatalf("after releasing all: %d from a, %d in all", a, n)
 	}

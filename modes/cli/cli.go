@@ -514,10 +514,12 @@ func limitFlags(fs *pflag.FlagSet, l *serve.Limits) *[]string {
 	fs.IntVar(&l.LoginLockout, "login-lockout", l.LoginLockout, "failed logins of an address on one account within --login-window that lock the address out of it")
 	fs.IntVar(&l.LoginAddrLockout, "login-addr-lockout", l.LoginAddrLockout, "failed logins of an address on all accounts within --login-window that lock it out of every account")
 	fs.DurationVar(&l.LoginWindow, "login-window", l.LoginWindow, "how long a failed login counts")
+	fs.IntVar(&l.LoginAccountFree, "login-account-free", l.LoginAccountFree, "failed logins on one account, from any address, within --login-window before its password logins take turns (1s apart, doubling; 0: no turns)")
+	fs.DurationVar(&l.LoginAccountMax, "login-account-max-delay", l.LoginAccountMax, "the longest gap between two password logins on one account under --login-account-free, and the longest wait for a turn (further: 452, try later)")
 	fs.IntVar(&l.RegPerAddr, "reg-per-addr", l.RegPerAddr, "accounts one address may register per 10 minutes")
 	fs.IntVar(&l.RegPerMinute, "reg-per-minute", l.RegPerMinute, "accounts the server registers per minute in all")
 	fs.IntVar(&l.MaxUnauthPerAddr, "max-unauth-per-addr", l.MaxUnauthPerAddr, "connections not logged in from one address; more are refused")
-	fs.IntVar(&l.MaxUnauth, "max-unauth", l.MaxUnauth, "connections not logged in, in all; more are refused")
+	fs.IntVar(&l.MaxUnauth, "max-unauth", l.MaxUnauth, "connections not logged in, in all; past it the oldest is closed")
 	fs.IntVar(&l.QueueShare, "queue-share", l.QueueShare, "messages one sender may have waiting for one recipient (its share of --max-queue)")
 	fs.DurationVar(&l.PresenceInterval, "presence-interval", l.PresenceInterval, "presence changes go out in one batch per interval (the latest state of each user); a change after a quiet interval at once")
 	return exempt

@@ -182,7 +182,7 @@ func (s *session) cmdPass(c *protocol.Command) error {
 	}
 	a := s.pending
 	s.pending, s.userSent = nil, false
-	if !s.loginAllowed(c.Tag) {
+	if !s.loginAllowed(c.Tag, true) {
 		return nil
 	}
 	hash := s.srv.lim.dummyHash // an unknown user costs the same work as a wrong password

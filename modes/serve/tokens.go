@@ -54,7 +54,10 @@ func (s *session) cmdResume(c *protocol.Command) error {
 	if id, _, ok := cutID(token); ok {
 		s.lim.account = idStr(id)
 	}
-	if !s.loginAllowed(c.Tag) {
+	// A token is not queued behind guesses at the account's password
+	// (AccountTurn): it cannot be guessed, and its owner's devices get back
+	// in while the account is under attack.
+	if !s.loginAllowed(c.Tag, false) {
 		return nil
 	}
 	var snap account

@@ -520,6 +520,8 @@ func limitFlags(fs *pflag.FlagSet, l *serve.Limits) *[]string {
 	fs.IntVar(&l.RegPerMinute, "reg-per-minute", l.RegPerMinute, "accounts the server registers per minute in all")
 	fs.IntVar(&l.MaxUnauthPerAddr, "max-unauth-per-addr", l.MaxUnauthPerAddr, "connections not logged in from one address; more are refused")
 	fs.IntVar(&l.MaxUnauth, "max-unauth", l.MaxUnauth, "connections not logged in, in all; past it the oldest is closed")
+	fs.IntVar(&l.RelayPerUser, "relay-per-user", l.RelayPerUser, "relayed links one user may have at once (452 past it); 0: no cap")
+	fs.IntVar(&l.RelayPerAddr, "relay-per-addr", l.RelayPerAddr, "relayed links one address (an IPv6 /64) may have at once (452 past it); 0: no cap")
 	fs.IntVar(&l.QueueShare, "queue-share", l.QueueShare, "messages one sender may have waiting for one recipient (its share of --max-queue)")
 	fs.DurationVar(&l.PresenceInterval, "presence-interval", l.PresenceInterval, "presence changes go out in one batch per interval (the latest state of each user); a change after a quiet interval at once")
 	return exempt

@@ -26,6 +26,7 @@ const (
 	reasonUnauthAddr   = "unauth-addr-limit"  // too many connections not logged in from this address
 	reasonUnauth       = "unauth-limit"       // too many connections not logged in on the server
 	reasonLoginAccount = "login-account-busy" // the account's turns are taken: try again later (a log reason, no BYE)
+	reasonRelayLimit   = "relay-limit"        // too many relayed links of a user or address (a log reason, no BYE)
 )
 
 // Limits are the abuse limits and fairness shares of `qchat serve`; a zero
@@ -49,6 +50,8 @@ type Limits struct {
 	MaxUnauthPerAddr int           // connections not logged in, per address (--max-unauth-per-addr)
 	MaxUnauth        int           // connections not logged in, in all (--max-unauth)
 	QueueShare       int           // items one sender may have waiting for one recipient (--queue-share)
+	RelayPerUser     int           // relayed links (sides) of one user at once (--relay-per-user; 0: no cap)
+	RelayPerAddr     int           // relayed links (sides) from one address at once (--relay-per-addr; 0: no cap)
 	PresenceInterval time.Duration // presence changes go out in one batch per interval (--presence-interval, announce.go)
 }
 
@@ -62,6 +65,7 @@ func DefaultLimits() Limits {
 		RegPerAddr: 10, RegPerMinute: 60,
 		MaxUnauthPerAddr: 16, MaxUnauth: 1024,
 		QueueShare: 1000, PresenceInterval: time.Second,
+		RelayPerUser: 8, RelayPerAddr: 16,
 	}
 }
 
@@ -134,6 +138,7 @@ func (srv *Server) logLimits() {
 		"msg_rate", l.MsgRate, "msg_burst", l.MsgBurst, "flood_after", l.FloodAfter,
 		"login_free", l.LoginFree, "login_lockout", l.LoginLockout, "login_addr_lockout", l.LoginAddrLockout,
 		"login_account_free", l.LoginAccountFree, "login_account_max_delay", l.LoginAccountMax,
+		"relay_per_user", l.RelayPerUser, "relay_per_addr", l.RelayPerAddr,
 		"login_window", l.LoginWindow, "hash_cost", srv.cfg.HashCost,
 		"reg_per_addr_10m", l.RegPerAddr, "reg_per_minute", l.RegPerMinute,
 		"max_unauth_per_addr", l.MaxUnauthPerAddr, "max_unauth", l.MaxUnauth,

@@ -746,7 +746,7 @@ func TestLimitsLoggedAtStart(t *testing.T) {
 	limitServer(t, func(c *Config) { c.Log = slog.New(slog.NewTextHandler(&buf, nil)) })
 	out := buf.String()
 	for _, want := range []string{"msg=limits", "exempt=none", "msg_rate=50", "msg_burst=500", "flood_after=10s",
-		"login_free=5", "login_lockout=20", "login_account_free=10", "login_account_max_delay=1m0s", "reg_per_addr_10m=10", "max_unauth_per_addr=16", "max_unauth=1024",
+		"login_free=5", "login_lockout=20", "login_account_free=10", "login_account_max_delay=1m0s", "relay_per_user=8", "relay_per_addr=16", "reg_per_addr_10m=10", "max_unauth_per_addr=16", "max_unauth=1024",
 		"queue_share=1000", "presence_interval=1s"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("start log lacks %q:\n%s", want, out)

@@ -112,7 +112,7 @@ func (s *session) cmdStartTLS(c *protocol.Command) error {
 		s.close(reasonTLSPipelined, "bytes sent after STARTTLS before the TLS handshake")
 		return nil
 	}
-	defer s.busy()() // the sweeper must not ask it to park: the handshake has deadlines of its own
+	defer s.busy()() // the sweeper neither asks it to park nor pings it: the handshake has a deadline of its own
 	if err := s.out.Pause(protocol.AppendReply(nil, c.Tag, protocol.CodeStartTLS, false, "go ahead with the TLS handshake")); err != nil {
 		s.close(reasonWriteError, err.Error())
 		return nil
@@ -123,6 +123,7 @@ func (s *session) cmdStartTLS(c *protocol.Command) error {
 		s.close(reasonTLSHandshake, err.Error())
 		return nil
 	}
+	s.lastRead.Store(s.srv.now()) // the handshake was the client's word: the keepalive counts from its end
 	s.rd.Close()
 	tr := newTLSReader(tc, s.raw)
 	if s.nw != nil {

@@ -231,27 +231,35 @@ func TestNothingInClearAfter234(t *testing.T) {
 	}
 }
 
-// TestLinesQueuedDuringHandshakeGoOverTLS: a PING the sweeper sends
-// while the session waits for the handshake arrives over TLS.
-func TestLinesQueuedDuringHandshakeGoOverTLS(t *testing.T) {
-	srv := startServer(t, func(c *Config) { c.PingInterval = 20 * time.Millisecond; c.PingTimeout = time.Minute })
+// TestKeepaliveLeavesTheHandshakeAlone: the keepalive neither pings a
+// session in its TLS handshake nor closes it for want of a PONG (the
+// handshake has a deadline of its own); it counts from the handshake's
+// end. The sweeper's checks are run here at times far past both limits.
+func TestKeepaliveLeavesTheHandshakeAlone(t *testing.T) {
+	srv := startServer(t, func(c *Config) { c.LoginTimeout = time.Hour })
 	c := dial(t, srv, "nc")
 	c.send("STARTTLS")
 	if l := c.next(); l.Code != protocol.CodeStartTLS {
 		t.Fatalf("STARTTLS: %d %s", l.Code, l.Text)
 	}
 	s := onlySession(t, srv)
-	deadline := time.Now().Add(ioWait)
-	for s.pingAt.Load() == 0 || s.out.Queued() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no PING queued while the handshake waited")
+	var ping []byte
+	at := time.Now()
+	for range 3 {
+		at = at.Add(srv.cfg.PingInterval + srv.cfg.PingTimeout + time.Second)
+		srv.checkSession(s, at, &ping)
+	}
+	if s.closed.Load() || s.pingAt.Load() != 0 || s.out.Queued() != 0 {
+		reason := ""
+		if r := s.reason.Load(); r != nil {
+			reason = *r
 		}
-		time.Sleep(time.Millisecond) // polling the server's state
+		t.Fatalf("during the handshake: closed %v (%s), PING sent at %d, %d bytes queued",
+			s.closed.Load(), reason, s.pingAt.Load(), s.out.Queued())
 	}
-	c.handshake(*srv.fp.Load()) // fails if the PING came in clear, or before the greeting
-	if l := c.next(); l.Kind != "PING" {
-		t.Fatalf("over TLS after the greeting came %+v, want the PING", l)
-	}
+	c.handshake(*srv.fp.Load()) // the greeting first, nothing in clear
+	c.quiet()                   // and no PING after it
+	register(c, "alice", "pw")
 }
 
 // TestGreetingAgainInsideTLS: after the handshake the server greets

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -55,7 +56,40 @@ func ValidNick(s string) error {
 // Each is a skeleton taken again until it no longer changes. A key is for
 // comparing, never for showing. A nickname that PRECIS refuses (one
 // accepted before these rules) still gets keys, of itself.
+//
+// Tall strokes that UTS #39 takes for an "i" or not at all, though they
+// are drawn like l and I (Cyrillic small palochka ӏ, the lower case of Ӏ;
+// Latin epigraphic I longa ꟾ), add the keys of the nickname with them
+// written as l: "ӏily" is taken by "lily" (and by "iily", as before).
 func NickKeys(s string) []string {
+	keys := nickKeys(s)
+	if strings.ContainsFunc(s, tallStroke) {
+		for _, k := range nickKeys(strings.Map(func(r rune) rune {
+			if tallStroke(r) {
+				return 'l'
+			}
+			return r
+		}, s)) {
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	return keys
+}
+
+// tallStroke tells a letter drawn as a plain tall vertical stroke, like l
+// and I, that the confusables skeleton does not map to l.
+func tallStroke(r rune) bool {
+	switch r {
+	case '\u04CF', // CYRILLIC SMALL LETTER PALOCHKA (its capital Ӏ is l already)
+		'\uA7FE': // LATIN EPIGRAPHIC LETTER I LONGA
+		return true
+	}
+	return false
+}
+
+func nickKeys(s string) []string {
 	folded := skeletonKey(precisOr(precis.UsernameCaseMapped, s, strings.ToLower(s)), true)
 	cased := skeletonKey(precisOr(precis.UsernameCasePreserved, s, s), false)
 	if cased == folded {

@@ -140,6 +140,28 @@ func TestNickKeys(t *testing.T) {
 		{"bob1", "bobl"},
 		{"josé", "jose\u0301"}, // composed and decomposed
 		{"bob12", "bob１２"},
+		// i, I and l and their look-alikes (UTS #39 and tallStroke)
+		{"lily", "\u04C0ily"}, // Cyrillic capital palochka
+		{"lily", "\u04CFily"}, // Cyrillic small palochka
+		{"Lily", "\u04CFily"}, //
+		{"Iily", "\u04CFily"}, // and capital I
+		{"iily", "\u04CFily"}, // and i, as UTS #39 has it
+		{"lily", "\uA7FEily"}, // Latin epigraphic I longa
+		{"lily", "\u01C0ily"}, // Latin letter dental click
+		{"lily", "\u2D4Fily"}, // Tifinagh yan
+		{"lily", "\u16C1ily"}, // runic isaz
+		{"lily", "\uA4F2ily"}, // Lisu letter i
+		{"iris", "\u03B9ris"}, // Greek small iota
+		{"iris", "\u1FBEris"}, // Greek prosgegrammeni
+		{"Iris", "\u0399ris"}, // Greek capital iota
+		{"iris", "\u0131ris"}, // dotless i
+		{"iris", "\u0456ris"}, // Cyrillic і
+		{"Iris", "\u0406ris"}, // Cyrillic І
+		{"iris", "\u0269ris"}, // Latin small iota
+		{"lris", "\u0399ris"}, // capital iota looks like l
+		{"bob", "b\u043Eb"},   // Cyrillic о
+		{"sam", "\u0455am"},   // Cyrillic ѕ
+		{"nico", "nic\u03BF"}, // Greek omicron
 	}
 	for _, p := range same {
 		if !confusable(p[0], p[1]) {

@@ -289,14 +289,22 @@ func (o *Outbox) Pause(last []byte) error {
 	return err
 }
 
-// Resume makes w the outbox's writer (the new transport) and writes what
-// was queued since Pause, in order.
-func (o *Outbox) Resume(w io.Writer) {
+// Resume makes w the outbox's writer (the new transport) and writes first
+// (nil for nothing), then what was queued since Pause, in order: first is
+// what must open the new transport (the greeting again, inside TLS).
+func (o *Outbox) Resume(w io.Writer, first []byte) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.w = w
 	o.dl, _ = w.(interface{ SetWriteDeadline(time.Time) error })
 	o.paused = false
+	if len(first) > 0 && !o.closed && o.err == nil {
+		old := o.buf
+		o.buf = append(append(getBuf(), first...), old...)
+		if old != nil {
+			putBuf(old)
+		}
+	}
 	if len(o.buf) > 0 && o.err == nil {
 		o.wakeLocked()
 	}

@@ -91,8 +91,11 @@ func TestOutboxPauseWritesEarlierLinesThenLastAndHoldsTheRest(t *testing.T) {
 		t.Fatal("lines written during the pause were dropped")
 	}
 	next := &recorder{}
-	o.Resume(next)
-	waitFor(t, "the held lines on the new writer", func() bool { return strings.Count(next.String(), "\n") == 5 })
+	o.Resume(next, []byte("220 again\n"))
+	waitFor(t, "the held lines on the new writer", func() bool { return strings.Count(next.String(), "\n") == 6 })
+	if !strings.HasPrefix(next.String(), "220 again\n") {
+		t.Errorf("the first line of the new writer is not the one Resume was given: %q", next.String())
+	}
 	for i := range 4 {
 		if !strings.Contains(next.String(), fmt.Sprintf("held %d\n", i)) {
 			t.Errorf("held %d missing from the new writer: %q", i, next.String())
@@ -179,7 +182,7 @@ func TestOutboxPauseUnderConcurrentWriters(t *testing.T) {
 	if err := o.Pause([]byte("PAUSE\n")); err != nil {
 		t.Fatal(err)
 	}
-	o.Resume(next)
+	o.Resume(next, nil)
 	wg.Wait()
 	if !o.Close(5 * time.Second) {
 		t.Fatal("not everything was written")

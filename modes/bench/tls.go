@@ -15,7 +15,8 @@ import (
 // startTLS reads the greeting, upgrades the connection with STARTTLS as
 // `qchat chat` does (the 234 must be the last thing the server wrote in
 // clear), and checks the server's key with keys, which remembers it for
-// the other connections of the run.
+// the other connections of the run. The greeting inside TLS is left for
+// login to read.
 func (c *conn) startTLS(ctx context.Context, addr string, keys *client.ServerKeys, timeout time.Duration) error {
 	c.nc.SetDeadline(time.Now().Add(timeout))
 	defer c.nc.SetDeadline(time.Time{})
@@ -57,6 +58,9 @@ func (c *conn) startTLS(ctx context.Context, addr string, keys *client.ServerKey
 	}
 	c.nc = tc
 	c.r.Reset(tc)
+	// The server greets again inside TLS: login reads that greeting, and
+	// nothing of the one in clear is kept.
+	c.greeted, c.ackTo = false, false
 	return nil
 }
 

@@ -173,6 +173,13 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		}
 		c.rd.Close()
 		c.conn, c.rd = tc, protocol.NewLineReader(tc, protocol.MaxLine)
+		// The greeting again, inside TLS: the name and extensions are
+		// taken from it, never from the one in clear (section 1.1).
+		if g, err = readTLSGreeting(c.rd, tc, opts.DialTimeout); err != nil {
+			tc.Close()
+			return nil, &DialError{Addr: addr, Cause: "the encrypted connection (STARTTLS) failed: " + causeText(err),
+				Hint: "is it a qchat server of this version?", Err: err}
+		}
 	}
 	c.out = protocol.NewOutbox(c.conn, opts.MaxOutbound, opts.ReplyTimeout, func(err error) { c.fail(err) })
 	// "<server-name> qchat/1 ready[ <extension>...]"

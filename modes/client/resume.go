@@ -70,6 +70,7 @@ func (s *Session) loginWith(ctx context.Context, cl *Client, user, pw string) (m
 		var pe *protocol.Error
 		switch {
 		case err == nil:
+			s.forgetToken(tok) // good for one login: spent now (keepToken asks for the next)
 			return me, "token", nil
 		case !errors.As(err, &pe) || pe.Code != protocol.CodeLoginFailed:
 			return User{}, "", err
@@ -84,12 +85,24 @@ func (s *Session) loginWith(ctx context.Context, cl *Client, user, pw string) (m
 			}
 			s.noForeign[cl.addr] = true
 		case s.tokens[cl.addr] == tok:
-			delete(s.tokens, cl.addr) // refused (the password changed, or a new server key): forget it
+			delete(s.tokens, cl.addr) // refused (used already, the password changed, or a new server key): forget it
 		}
 		s.mu.Unlock()
 	}
 	me, err = cl.Login(ctx, user, pw)
 	return me, "password", err
+}
+
+// forgetToken drops tok wherever it is kept: a token is good for one
+// login (the server spends it), so once presented it is never shown again.
+func (s *Session) forgetToken(tok Token) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for a, t := range s.tokens {
+		if t == tok {
+			delete(s.tokens, a)
+		}
+	}
 }
 
 // tokenForLocked is the token to present to the server at addr: the one

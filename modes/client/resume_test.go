@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -63,4 +64,45 @@ func TestSessionResumesWithToken(t *testing.T) {
 	if me := sess.Me(); me != (User{1000, "alice"}) {
 		t.Errorf("Me() = %+v", me)
 	}
+}
+
+// TestSpentTokenIsNotPresentedAgain: a token is good for one login (the
+// server spends it), so after a RESUME it is forgotten: with no new one
+// (the server gave none), the next login is with the password.
+func TestSpentTokenIsNotPresentedAgain(t *testing.T) {
+	a := fakeserver.New(t, "220 a qchat/1 ready cid resume")
+	clock := newFakeClock()
+	sess := NewSession(SessionConfig{Addr: a.Addr(), Clock: clock, Backoff: noJitter,
+		User: "alice", Password: "pw", Options: Options{NoTLS: true}})
+	defer sess.Close()
+	done := fakeserver.Async(func() error { return sess.Connect(context.Background(), nil) })
+	sc := a.Accept(t)
+	playLogin(t, sc)
+	if err := fakeserver.Await(t, done); err != nil {
+		t.Fatal(err)
+	}
+	cmd := sc.Expect(t, "TOKEN")
+	sc.Reply(t, cmd.Tag, "231 1000.1795000000.once 2026-11-29T10:00:00.000Z")
+	select {
+	case <-clock.waits: // the refresh, half way
+	case <-time.After(fakeserver.Guard):
+		t.Fatal("no refresh")
+	}
+	reconnect := func() *fakeserver.Conn {
+		t.Helper()
+		sc.Close()
+		nextConn(t, sess) // lost
+		nextConn(t, sess) // reconnecting
+		clock.next(t, 75*time.Millisecond)
+		return a.Accept(t)
+	}
+	sc = reconnect()
+	cmd = sc.Expect(t, "RESUME")
+	sc.Reply(t, cmd.Tag, "230 1000 alice")
+	cmd = sc.Expect(t, "TOKEN")
+	sc.Reply(t, cmd.Tag, "502 no tokens now")
+	nextConn(t, sess) // back
+
+	sc = reconnect()
+	playLogin(t, sc) // USER, not the spent token again
 }

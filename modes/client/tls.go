@@ -95,3 +95,24 @@ func (c *Client) ServerKey() string {
 	}
 	return protocol.Fingerprint(certs[0].RawSubjectPublicKeyInfo)
 }
+
+// ErrNoTLSGreeting is a server that said nothing, or something other than
+// its greeting, as the first line inside TLS: after STARTTLS the server
+// greets again (220), and only that greeting is believed.
+var ErrNoTLSGreeting = errors.New("no greeting inside TLS")
+
+// readTLSGreeting reads the greeting the server sends first inside TLS,
+// within timeout.
+func readTLSGreeting(rd *protocol.LineReader, conn net.Conn, timeout time.Duration) (protocol.Line, error) {
+	conn.SetReadDeadline(time.Now().Add(timeout))
+	defer conn.SetReadDeadline(time.Time{})
+	b, err := rd.ReadLine()
+	if err != nil {
+		return protocol.Line{}, fmt.Errorf("%w: %w", ErrNoTLSGreeting, err)
+	}
+	l, err := protocol.ParseLine(b)
+	if err != nil || l.Code != protocol.CodeGreeting {
+		return protocol.Line{}, fmt.Errorf("%w: the first line was %q", ErrNoTLSGreeting, protocol.Clip(protocol.Escape(string(b)), 60))
+	}
+	return l, nil
+}

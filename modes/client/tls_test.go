@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -65,12 +66,17 @@ func newCert(t *testing.T, ca *tls.Certificate, isCA bool) (tls.Certificate, str
 // the handshake with cert. What each handshake ended with goes to shakes.
 type tlsServer struct {
 	*fakeserver.Server
-	shakes chan error
+	shakes   chan error
+	greeting string // its first line inside TLS ("" for none)
 }
+
+// tlsGreeting is what a tlsServer says first inside TLS: not what it said
+// in clear (fakeserver.Greeting), so that a test can tell which was used.
+const tlsGreeting = "220 inside qchat/1 ready resume receipts\r\n"
 
 func newTLSServer(t *testing.T, cert tls.Certificate, reply string) *tlsServer {
 	t.Helper()
-	s := &tlsServer{Server: fakeserver.New(t, fakeserver.Greeting), shakes: make(chan error, 16)}
+	s := &tlsServer{Server: fakeserver.New(t, fakeserver.Greeting), shakes: make(chan error, 16), greeting: tlsGreeting}
 	go func() {
 		for sc := range s.Conns() {
 			go s.serve(sc, cert, reply)
@@ -92,7 +98,11 @@ func (s *tlsServer) serve(sc *fakeserver.Conn, cert tls.Certificate, reply strin
 		return
 	}
 	tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
-	s.shakes <- tc.Handshake()
+	err = tc.Handshake()
+	if err == nil && s.greeting != "" {
+		tc.Write([]byte(s.greeting))
+	}
+	s.shakes <- err
 }
 
 // handshake returns how the server's next handshake ended.
@@ -288,6 +298,40 @@ func TestBytesAfter234AreRefused(t *testing.T) {
 	_, err := dialTLS(s.Addr(), &ServerKeys{File: filepath.Join(t.TempDir(), "ks")})
 	if !errors.Is(err, ErrTLSInjected) {
 		t.Fatalf("bytes after 234: %v, want ErrTLSInjected", err)
+	}
+}
+
+// TestGreetingInsideTLSIsTheOneBelieved: the server's name and extensions
+// come from the greeting it sends inside TLS, not the one in clear that
+// anyone on the path could have written.
+func TestGreetingInsideTLSIsTheOneBelieved(t *testing.T) {
+	cert, _ := newCert(t, nil, false)
+	s := newTLSServer(t, cert, "234 go ahead\r\n")
+	c, err := dialTLS(s.Addr(), &ServerKeys{File: filepath.Join(t.TempDir(), "ks"), Notify: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Server() != "inside" || !c.CanResume() {
+		t.Fatalf("server %q, resume %v: taken from the greeting in clear (%q), want those inside TLS (%q)",
+			c.Server(), c.CanResume(), fakeserver.Greeting, tlsGreeting)
+	}
+}
+
+// TestNoGreetingInsideTLSIsRefused: a server that says nothing (or not its
+// greeting) first inside TLS is not a qchat server of this version, or
+// not the one greeted in clear.
+func TestNoGreetingInsideTLSIsRefused(t *testing.T) {
+	cert, _ := newCert(t, nil, false)
+	for _, first := range []string{"", "200 pong\r\n"} {
+		s := newTLSServer(t, cert, "234 go ahead\r\n")
+		s.greeting = first
+		ctx, cancel := context.WithTimeout(context.Background(), fakeserver.Guard)
+		_, err := Dial(ctx, s.Addr(), Options{DialTimeout: time.Second, Keys: &ServerKeys{File: filepath.Join(t.TempDir(), "ks"), Notify: io.Discard}})
+		cancel()
+		if !errors.Is(err, ErrNoTLSGreeting) {
+			t.Fatalf("first line inside TLS %q: %v, want ErrNoTLSGreeting", first, err)
+		}
 	}
 }
 

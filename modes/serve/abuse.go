@@ -20,11 +20,13 @@ import (
 // client and logs. Each limit that ends a connection has a reason of its
 // own (BYE and the log).
 const (
-	reasonFlood       = "flood"             // kept sending faster than --msg-rate for --flood-after
-	reasonLoginLocked = "login-locked"      // too many failed logins from this address
-	reasonRegLimit    = "reg-limit"         // too many registrations from this address or on the server
-	reasonUnauthAddr  = "unauth-addr-limit" // too many connections not logged in from this address
-	reasonUnauth      = "unauth-limit"      // too many connections not logged in on the server
+	reasonFlood        = "flood"              // kept sending faster than --msg-rate for --flood-after
+	reasonLoginLocked  = "login-locked"       // too many failed logins from this address
+	reasonRegLimit     = "reg-limit"          // too many registrations from this address or on the server
+	reasonUnauthAddr   = "unauth-addr-limit"  // too many connections not logged in from this address
+	reasonUnauth       = "unauth-limit"       // too many connections not logged in on the server
+	reasonLoginAccount = "login-account-busy" // the account's turns are taken: try again later (a log reason, no BYE)
+	reasonRelayLimit   = "relay-limit"        // too many relayed links of a user or address (a log reason, no BYE)
 )
 
 // Limits are the abuse limits and fairness shares of `qchat serve`; a zero
@@ -41,11 +43,15 @@ type Limits struct {
 	LoginDelay       time.Duration // the wait after the first failure past LoginFree; it doubles with each further one
 	LoginMaxDelay    time.Duration // the longest wait between two attempts
 	LoginMaxWait     time.Duration // a login that would wait longer is refused
+	LoginAccountFree int           // failures on one account, from any address, before its logins take turns (--login-account-free)
+	LoginAccountMax  time.Duration // the longest gap between turns on one account, and the longest wait for one (--login-account-max-delay)
 	RegPerAddr       int           // registrations per address per regWindow (--reg-per-addr)
 	RegPerMinute     int           // registrations per minute on the server (--reg-per-minute)
 	MaxUnauthPerAddr int           // connections not logged in, per address (--max-unauth-per-addr)
 	MaxUnauth        int           // connections not logged in, in all (--max-unauth)
 	QueueShare       int           // items one sender may have waiting for one recipient (--queue-share)
+	RelayPerUser     int           // relayed links (sides) of one user at once (--relay-per-user; 0: no cap)
+	RelayPerAddr     int           // relayed links (sides) from one address at once (--relay-per-addr; 0: no cap)
 	PresenceInterval time.Duration // presence changes go out in one batch per interval (--presence-interval, announce.go)
 }
 
@@ -55,9 +61,11 @@ func DefaultLimits() Limits {
 		MsgRate: 50, MsgBurst: 500, FloodAfter: 10 * time.Second,
 		LoginFree: 5, LoginLockout: 20, LoginAddrLockout: 100, LoginWindow: 10 * time.Minute,
 		LoginDelay: time.Second, LoginMaxDelay: 8 * time.Second, LoginMaxWait: 15 * time.Second,
+		LoginAccountFree: 10, LoginAccountMax: time.Minute,
 		RegPerAddr: 10, RegPerMinute: 60,
 		MaxUnauthPerAddr: 16, MaxUnauth: 1024,
 		QueueShare: 1000, PresenceInterval: time.Second,
+		RelayPerUser: 8, RelayPerAddr: 16,
 	}
 }
 
@@ -111,6 +119,7 @@ func newServerLimits(cfg Config) (*serverLimits, error) {
 		logins: limits.NewLogins(limits.LoginPolicy{
 			Free: l.LoginFree, Lockout: l.LoginLockout, AddrLockout: l.LoginAddrLockout, Window: l.LoginWindow,
 			BaseDelay: l.LoginDelay, MaxDelay: l.LoginMaxDelay, MaxWait: l.LoginMaxWait,
+			AccountFree: l.LoginAccountFree, AccountMaxDelay: l.LoginAccountMax,
 		}),
 		regs:      limits.NewRegistrations(l.RegPerAddr, regWindow, l.RegPerMinute),
 		conns:     limits.NewConns(l.MaxUnauthPerAddr, l.MaxUnauth),
@@ -128,6 +137,8 @@ func (srv *Server) logLimits() {
 		"exempt", l.Exempt.String(),
 		"msg_rate", l.MsgRate, "msg_burst", l.MsgBurst, "flood_after", l.FloodAfter,
 		"login_free", l.LoginFree, "login_lockout", l.LoginLockout, "login_addr_lockout", l.LoginAddrLockout,
+		"login_account_free", l.LoginAccountFree, "login_account_max_delay", l.LoginAccountMax,
+		"relay_per_user", l.RelayPerUser, "relay_per_addr", l.RelayPerAddr,
 		"login_window", l.LoginWindow, "hash_cost", srv.cfg.HashCost,
 		"reg_per_addr_10m", l.RegPerAddr, "reg_per_minute", l.RegPerMinute,
 		"max_unauth_per_addr", l.MaxUnauthPerAddr, "max_unauth", l.MaxUnauth,
@@ -146,10 +157,10 @@ func (srv *Server) logLimits() {
 // sessionLimits is a session's part of the limits. Only its read loop
 // touches it, apart from exempt, which is fixed before the loop starts.
 type sessionLimits struct {
-	addr    string // the source address's key (limits.AddrKey)
-	exempt  bool   // from a --limits-exempt address
-	counted bool   // holds a place among the connections not logged in
-	account string // the account USER named, as the login limits know it
+	addr    string       // the source address's key (limits.AddrKey)
+	exempt  bool         // from a --limits-exempt address
+	slot    *limits.Slot // its place among the connections not logged in; nil when it holds none
+	account string       // the account USER named, as the login limits know it
 	pace    limits.Pacer
 	notes   limits.Bucket // READ and TYPING: their own budget (receipts.go)
 }
@@ -165,7 +176,10 @@ func remoteIP(conn net.Conn) netip.Addr {
 
 // admit counts a new connection among those not logged in, or refuses it
 // (421 and BYE instead of the greeting) without waiting for it: the
-// accept loop goes on at once.
+// accept loop goes on at once. Past --max-unauth in all it closes the
+// oldest connection not logged in (BYE unauth-limit) instead of refusing
+// the new one; past --max-unauth-per-addr it refuses the new one. Runs on
+// the accept loop only.
 func (srv *Server) admit(conn net.Conn) (sessionLimits, bool) {
 	ip := remoteIP(conn)
 	l := srv.cfg.Limits
@@ -175,9 +189,16 @@ func (srv *Server) admit(conn net.Conn) (sessionLimits, bool) {
 	}
 	sl.pace = limits.NewPacer(l.MsgRate, l.MsgBurst, l.FloodAfter)
 	sl.notes = limits.NewBucket(noteRate, noteBurst)
-	err := srv.lim.conns.Admit(sl.addr)
+	slot, evicted, err := srv.lim.conns.Admit(sl.addr)
 	if err == nil {
-		sl.counted = true
+		sl.slot = slot
+		if evicted != nil {
+			if old, ok := evicted.Owner.(*session); ok {
+				// The oldest connection not logged in makes room for this one.
+				srv.logRefusal(reasonUnauth, old.lim.addr, "oldest connection not logged in closed", "conn", old.id, "remote", old.remote)
+				old.close(reasonUnauth, "too many connections not logged in: the oldest is closed")
+			}
+		}
 		return sl, true
 	}
 	reason := reasonUnauth
@@ -206,9 +227,9 @@ func (srv *Server) logRefusal(reason, addr, msg string, args ...any) {
 // releaseUnauth gives back the session's place among the connections not
 // logged in: at login, or when it closes.
 func (s *session) releaseUnauth() {
-	if s.lim.counted {
-		s.lim.counted = false
-		s.srv.lim.conns.Release(s.lim.addr)
+	if s.lim.slot != nil {
+		s.srv.lim.conns.Release(s.lim.slot)
+		s.lim.slot = nil
 	}
 }
 
@@ -278,8 +299,12 @@ func loginKey(a *account, name string) string {
 
 // loginAllowed runs before a password is checked: it waits the session's
 // turn when its address has failed too often, or refuses and closes when
-// the address is locked out. False: do not check the password.
-func (s *session) loginAllowed(tag string) bool {
+// the address is locked out. With queue (a password, not a token) it
+// then waits the account's turn when the account has failed too often
+// from anywhere (limits.Logins.AccountTurn), or refuses this attempt
+// (452, the connection stays) when that turn is too far away. False: do
+// not check the password.
+func (s *session) loginAllowed(tag string, queue bool) bool {
 	if s.lim.exempt {
 		return true
 	}
@@ -289,6 +314,21 @@ func (s *session) loginAllowed(tag string) bool {
 		s.replyf(tag, protocol.CodeRateLimit, "too many failed logins from your address; try again in %s", retry)
 		s.srv.logRefusal(reasonLoginLocked, s.lim.addr, "login refused", "conn", s.id, "retry_in", retry)
 		s.close(reasonLoginLocked, "too many failed logins; try again in "+retry.String())
+		return false
+	}
+	if wait > 0 && !s.wait(wait) {
+		return false
+	}
+	if !queue {
+		return true
+	}
+	now := time.Now()
+	left := s.start.Add(s.srv.cfg.LoginTimeout).Sub(now) // a turn after the login deadline is no turn
+	wait, refused = s.srv.lim.logins.AccountTurn(s.lim.account, now, left)
+	if refused {
+		retry = max(wait.Round(time.Second), time.Second)
+		s.replyf(tag, protocol.CodeRateLimit, "too many failed logins on this account; try again in %s", retry)
+		s.srv.logRefusal(reasonLoginAccount, s.lim.account, "login refused", "conn", s.id, "addr", s.lim.addr, "retry_in", retry)
 		return false
 	}
 	return wait <= 0 || s.wait(wait)

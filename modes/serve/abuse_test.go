@@ -242,25 +242,36 @@ func TestUnauthenticatedConnectionLimits(t *testing.T) {
 			t.Fatalf("connection from %s: BYE %s, want %s", from, got, reason)
 		}
 	}
+	evicted := func(c *client) {
+		t.Helper()
+		if got, _ := c.bye(); got != reasonUnauth {
+			t.Fatalf("%s: BYE %s, want %s (the oldest evicted)", c.name, got, reasonUnauth)
+		}
+	}
 	var ones []*client
 	for range 3 {
 		ones = append(ones, dialFrom(t, srv, "one", "127.0.0.1"))
 	}
-	refused("127.0.0.1", reasonUnauthAddr)
+	refused("127.0.0.1", reasonUnauthAddr) // one address: the new one is refused
 	dialFrom(t, srv, "two", "127.0.0.2")
 	dialFrom(t, srv, "two", "127.0.0.2")
-	refused("127.0.0.3", reasonUnauth)
+	// Full in all: the oldest (ones[0]) makes room for the new one.
+	three := dialFrom(t, srv, "three", "127.0.0.3")
+	evicted(ones[0])
 	// Logging in gives the place back; so does leaving.
-	register(ones[0], "alice", "pw")
-	ones[0].login("alice", "pw")
-	dialFrom(t, srv, "three", "127.0.0.3")
-	refused("127.0.0.3", reasonUnauth)
-	ones[1].want("QUIT", protocol.CodeBye)
+	register(ones[1], "alice", "pw")
+	ones[1].login("alice", "pw")
+	dialFrom(t, srv, "four", "127.0.0.4") // room: nobody evicted
+	ones[2].want("QUIT", protocol.CodeBye)
 	waitUntil(t, "the closed connection's place is free", func() bool {
 		_, n := srv.lim.conns.Count("127.0.0.1")
 		return n == 4
 	})
-	dialFrom(t, srv, "four", "127.0.0.4")
+	dialFrom(t, srv, "five", "127.0.0.5")
+	three.want("PING x", protocol.CodeOK) // still there: others were older
+	dialFrom(t, srv, "six", "127.0.0.6")  // full again: the oldest, a "two", goes
+	three.want("PING x", protocol.CodeOK)
+	ones[1].want("PING x", protocol.CodeOK) // logged in: never evicted
 }
 
 func TestConnectionFloodDoesNotDelayLogin(t *testing.T) {
@@ -735,10 +746,44 @@ func TestLimitsLoggedAtStart(t *testing.T) {
 	limitServer(t, func(c *Config) { c.Log = slog.New(slog.NewTextHandler(&buf, nil)) })
 	out := buf.String()
 	for _, want := range []string{"msg=limits", "exempt=none", "msg_rate=50", "msg_burst=500", "flood_after=10s",
-		"login_free=5", "login_lockout=20", "reg_per_addr_10m=10", "max_unauth_per_addr=16", "max_unauth=1024",
+		"login_free=5", "login_lockout=20", "login_account_free=10", "login_account_max_delay=1m0s", "relay_per_user=8", "relay_per_addr=16", "reg_per_addr_10m=10", "max_unauth_per_addr=16", "max_unauth=1024",
 		"queue_share=1000", "presence_interval=1s"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("start log lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// TestAccountQueueSlowsGuessesFromManyAddresses: guesses at one account
+// from many addresses, none of them past its own limits, make the
+// account's password logins take turns; a turn too far away is refused
+// with 452 (the connection stays, nothing counted), a resumption token
+// is not queued.
+func TestAccountQueueSlowsGuessesFromManyAddresses(t *testing.T) {
+	srv := limitServer(t, func(c *Config) {
+		c.Limits.LoginAccountFree, c.Limits.LoginDelay, c.Limits.LoginAccountMax = 2, 10*time.Minute, 10*time.Minute
+	})
+	owner := dialFrom(t, srv, "owner", "127.0.0.1")
+	register(owner, "alice", "pw")
+	owner.login("alice", "pw")
+	tok := owner.token()
+	for i := 2; i <= 4; i++ { // three guessers, one guess each: the third takes the first turn
+		g := dialFrom(t, srv, "guesser", "127.0.0."+strconv.Itoa(i))
+		g.want("USER alice", protocol.CodePassword)
+		g.want("PASS guess", protocol.CodeLoginFailed)
+	}
+	// The next turn is 10 minutes away, past the login deadline: refused.
+	g := dialFrom(t, srv, "guesser", "127.0.0.5")
+	g.want("USER alice", protocol.CodePassword)
+	l := g.do("PASS guess")
+	if l.Code != protocol.CodeRateLimit || !strings.Contains(l.Text, "on this account; try again in") {
+		t.Fatalf("a guess while the account's turns are taken: %d %s, want 452", l.Code, l.Text)
+	}
+	g.want("PING x", protocol.CodeOK) // not closed
+	// Another account is not slowed.
+	r := dialFrom(t, srv, "reg", "127.0.0.6")
+	register(r, "bob", "pw")
+	r.login("bob", "pw")
+	// The owner's devices get back in with a token, at once.
+	dialFrom(t, srv, "device", "127.0.0.7").want("RESUME "+tok, protocol.CodeLoggedIn)
 }

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -128,10 +129,15 @@ func (srv *Server) deliverToAll(b *presence.Batch, since uint64) {
 	f := srv.pres
 	f.watchers = srv.hub.sessions(f.watchers[:0])
 	defer clear(f.watchers)
+	hidden := srv.hiddenChanges(b)
 	if len(b.Changes) > maxPresenceLines {
 		on, away, off := b.Counts()
 		line := presence.AppendSummary(nil, since, on, away, off)
 		for _, s := range f.watchers {
+			if hide := hidden[s.loggedIn()]; len(hide) > 0 {
+				s.send(summaryWithout(b, since, hide))
+				continue
+			}
 			s.send(line)
 		}
 		return
@@ -144,6 +150,18 @@ func (srv *Server) deliverToAll(b *presence.Batch, since uint64) {
 	}
 	for _, s := range f.watchers {
 		me := s.loggedIn()
+		if hide := hidden[me]; len(hide) > 0 {
+			var line []byte
+			for i, c := range b.Changes {
+				if c.User != me && !slices.Contains(hide, int32(i)) {
+					line = presence.AppendLine(line, c)
+				}
+			}
+			if len(line) > 0 {
+				s.send(line)
+			}
+			continue
+		}
 		i := 0
 		for ; i < len(b.Changes) && b.Changes[i].User != me; i++ {
 		}
@@ -160,12 +178,53 @@ func (srv *Server) deliverToAll(b *presence.Batch, since uint64) {
 	}
 }
 
+// hiddenChanges returns, for each watcher that some user of b blocks, the
+// changes (indexes in b) it must not hear of: none while nobody blocks.
+func (srv *Server) hiddenChanges(b *presence.Batch) map[int64][]int32 {
+	if !srv.soc.anyBlocks() {
+		return nil
+	}
+	var hidden map[int64][]int32
+	for i, c := range b.Changes {
+		for _, w := range srv.soc.blocksOf(c.User) {
+			if hidden == nil {
+				hidden = make(map[int64][]int32)
+			}
+			hidden[w] = append(hidden[w], int32(i))
+		}
+	}
+	return hidden
+}
+
+// summaryWithout is b's summary without the changes hide.
+func summaryWithout(b *presence.Batch, since uint64, hide []int32) []byte {
+	var on, away, off int
+	for i, c := range b.Changes {
+		if slices.Contains(hide, int32(i)) {
+			continue
+		}
+		switch c.State {
+		case presence.Online:
+			on++
+		case presence.Away:
+			away++
+		default:
+			off++
+		}
+	}
+	return presence.AppendSummary(nil, since, on, away, off)
+}
+
 // deliverToFriends hands each online friend of the batch's users the
 // changes of its friends (friends mode), as lines or a summary.
 func (srv *Server) deliverToFriends(b *presence.Batch, since uint64) {
 	seen := make(map[int64][]int32) // watcher -> its friends' changes in b
+	blocks := srv.soc.anyBlocks()
 	for i, c := range b.Changes {
 		for _, w := range srv.soc.friendsOf(c.User) {
+			if blocks && srv.soc.blocked(c.User, w) {
+				continue // a friend it blocks sees it offline
+			}
 			seen[w] = append(seen[w], int32(i))
 		}
 	}

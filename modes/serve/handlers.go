@@ -186,7 +186,7 @@ func (s *session) cmdPass(c *protocol.Command) error {
 	}
 	a := s.pending
 	s.pending, s.userSent = nil, false
-	if !s.loginAllowed(c.Tag) {
+	if !s.loginAllowed(c.Tag, true) {
 		return nil
 	}
 	hash := s.srv.lim.dummyHash // an unknown user costs the same work as a wrong password
@@ -205,6 +205,7 @@ func (s *session) cmdPass(c *protocol.Command) error {
 		}
 		return nil
 	}
+	s.rehash(a, &snap, c.Args[0])
 	s.loginAs(c.Tag, snap, "password")
 	return nil
 }
@@ -261,9 +262,8 @@ func (s *session) cmdList(c *protocol.Command) error {
 	version := s.srv.pres.log.Version() // before the list: changes after it come again, none are missed
 	online := s.srv.hub.list()
 	lines := make([]string, 0, len(online))
-	friendsOnly := s.srv.cfg.Presence == "friends"
 	for _, o := range online {
-		if friendsOnly && o.user != me && !s.srv.soc.areFriends(me, o.user) {
+		if !s.srv.seesPresence(me, o.user) {
 			continue
 		}
 		if a := s.srv.dir.byId(o.user); a != nil {

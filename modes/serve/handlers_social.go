@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"qchat/modes/serve/presence"
 	"qchat/modes/serve/store"
 	"qchat/protocol"
 )
@@ -31,9 +32,42 @@ func (srv *Server) presence(a *account) (state, text string) {
 }
 
 // seesPresence reports whether viewer may know whether user is online:
-// always in LAN mode, only a friend (or oneself) in friends mode.
+// oneself always; nobody whom user blocks (a blocked user sees the
+// blocker offline everywhere); in LAN mode everyone else, in friends
+// mode only a friend.
 func (srv *Server) seesPresence(viewer, user int64) bool {
-	return srv.cfg.Presence != "friends" || viewer == user || srv.soc.areFriends(viewer, user)
+	switch {
+	case viewer == user:
+		return true
+	case srv.cfg.Presence == "friends" && !srv.soc.areFriends(viewer, user):
+		return false
+	}
+	return !srv.soc.anyBlocks() || !srv.soc.blocked(user, viewer)
+}
+
+// tellPresenceFlip tells watcher, when online, of user's presence when
+// whether it may see it changed (a BLOCK or UNBLOCK): saw is whether it
+// could before. A blocked watcher hears "offline", an unblocked one the
+// user's state.
+func (srv *Server) tellPresenceFlip(user, watcher int64, saw bool) {
+	sees := srv.seesPresence(watcher, user)
+	if sees == saw {
+		return
+	}
+	to, a := srv.hub.session(watcher), srv.dir.byId(user)
+	if to == nil || a == nil {
+		return
+	}
+	state, text := presence.Offline, ""
+	if sees {
+		state, text = srv.presence(a)
+		if state == presence.Offline {
+			return // it was offline to watcher, and is
+		}
+	} else if st, _ := srv.hub.state(user); st == presence.Offline {
+		return
+	}
+	to.send(presence.AppendLine(nil, presence.Change{User: user, Nick: srv.dir.nickOf(user), State: state, Text: text}))
 }
 
 // presenceFor is a's presence as viewer may see it: a user whose presence
@@ -233,10 +267,9 @@ func (s *session) cmdPasswd(c *protocol.Command) error {
 	if err != nil {
 		return err
 	}
-	if err := s.srv.store.SetPassword(context.Background(), a.id, string(hash)); err != nil {
+	if err := s.srv.setPassword(a, "", string(hash)); err != nil {
 		return err
 	}
-	s.srv.dir.update(a, func(a *account) { a.pwhash = string(hash) })
 	// One session per account (the newest takes over), so there is no
 	// other session to log out; a login racing this one used the old
 	// password before it changed.
@@ -435,9 +468,12 @@ func (s *session) cmdBlock(c *protocol.Command) error {
 		return err
 	}
 	on := c.Verb == "BLOCK"
-	if err := s.srv.soc.block(context.Background(), s.loggedIn(), a.id, on); err != nil {
+	me := s.loggedIn()
+	saw := s.srv.seesPresence(a.id, me)
+	if err := s.srv.soc.block(context.Background(), me, a.id, on); err != nil {
 		return err
 	}
+	s.srv.tellPresenceFlip(me, a.id, saw)
 	if on {
 		s.replyf(c.Tag, protocol.CodeOK, "blocked %d", a.id)
 	} else {

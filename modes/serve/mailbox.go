@@ -68,6 +68,7 @@ type entry struct {
 	rec    *sentRec // what a resend finds, for a message sent with a client id
 	read   uint8    // a READ named it before its ACK: readRides or readNoted (receipts.go)
 	wait   *onHold  // its answer waits for the history archive too (archive.go); nil without one
+	hide   bool     // its recipient's presence is hidden from its sender: answered "stored", stored at once
 }
 
 type mailbox struct {
@@ -121,6 +122,10 @@ type postOffice struct {
 	window      int // unacknowledged entries pushed to one session
 	windowBytes int
 	share       int // items one sender may have waiting for one recipient (0: no cap)
+	// hidden reports whether viewer may not know whether user is online
+	// (friends mode, blocks: Server.seesPresence); nil: everyone may. A
+	// message to a user hidden from its sender is answered as a stored one.
+	hidden func(viewer, user int64) bool
 
 	mu    sync.Mutex
 	boxes map[int64]*mailbox
@@ -224,8 +229,9 @@ func (po *postOffice) postID(s *session, tag string, to int64, text, cid string)
 		po.sent.Put(s.user, strings.Clone(cid), e.rec, e.item.Time)                                 // kept for an hour: not a part of the arena
 		po.journalAppend(dedupe.Entry{Sender: s.user, CID: cid, ID: id, To: to, Time: e.item.Time}) // before the push below
 	}
+	e.hide = po.hidden != nil && po.hidden(s.user, to)
 	po.enqueueLocked(mb, e)
-	if mb.sess == nil {
+	if mb.sess == nil || e.hide { // hidden: as for one offline, so that neither the answer nor its time tells
 		po.queueSave(e)
 	}
 	mb.pumpLocked(po)
@@ -338,6 +344,7 @@ type fanout struct {
 	left   atomic.Int64
 	stored atomic.Bool
 	failed atomic.Int64
+	hide   bool // a member's presence is hidden from the sender: never "delivered"
 }
 
 func (f *fanout) done(how string) {
@@ -355,7 +362,7 @@ func (f *fanout) done(how string) {
 	switch {
 	case failed > 0:
 		how = "failed"
-	case f.stored.Load():
+	case f.stored.Load() || f.hide:
 		how = "stored"
 	}
 	f.mu.Lock()
@@ -396,6 +403,14 @@ func (po *postOffice) postGroupID(s *session, tag, group string, to []int64, tex
 		GroupKey: store.GroupKey(strings.TrimPrefix(group, "#"))}
 	line := formatItem(s.lineFor(item), item)
 	f := &fanout{from: s, tag: tag, id: item.ID, group: group, time: item.Time}
+	if po.hidden != nil {
+		for _, mb := range boxes {
+			if po.hidden(s.user, mb.user) {
+				f.hide = true
+				break
+			}
+		}
+	}
 	f.left.Store(int64(len(boxes)) + 1)
 	if po.arch != nil {
 		f.left.Add(1) // the archive's share
@@ -684,6 +699,9 @@ func (po *postOffice) tellSender(e *entry, how, mark string) {
 		e.fan.done(how)
 		e.fan = nil
 		return
+	}
+	if e.hide && how == "delivered" {
+		how, mark = "stored", "" // whether it was delivered would say whether the recipient is online
 	}
 	if e.from == nil || e.holdAnswer(how, mark) {
 		return

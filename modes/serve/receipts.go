@@ -259,11 +259,13 @@ func (srv *Server) stopMarks() {
 }
 
 // receiptsBetween reports whether a mark may pass between sender and
-// reader: both have receipts on and neither blocks the other.
+// reader: both have receipts on, neither blocks the other, and the sender
+// may see the reader's presence (friends mode): a mark says the reader
+// was there.
 func (srv *Server) receiptsBetween(sender, reader int64) bool {
 	r1, _ := srv.dir.settings(sender)
 	r2, _ := srv.dir.settings(reader)
-	return r1 && r2 && !srv.soc.blocked(sender, reader) && !srv.soc.blocked(reader, sender)
+	return r1 && r2 && !srv.soc.blocked(sender, reader) && !srv.soc.blocked(reader, sender) && srv.seesPresence(sender, reader)
 }
 
 // sendMark sends m to its sender, or keeps it for the sender's next login.

@@ -93,6 +93,7 @@ func loginWire(tb testing.TB, addr, nick string, useTLS, register bool) *wire {
 			tb.Fatal(err)
 		}
 		w.conn, w.rd = tc, bufio.NewReader(tc)
+		w.line() // the greeting again, inside TLS
 	}
 	login := "USER " + nick + "\nPASS pw-pw-pw\n"
 	if register {

@@ -33,6 +33,17 @@ type relayHalf struct {
 	matched chan *relayHalf
 	once    sync.Once
 	failure chan string
+	rel     sync.Once
+	release func() // gives back its place under the relay caps (relays.take); nil for none
+}
+
+// done gives back h's place under the relay caps, once.
+func (h *relayHalf) done() {
+	h.rel.Do(func() {
+		if h.release != nil {
+			h.release()
+		}
+	})
 }
 
 func (h *relayHalf) fail(why string) {
@@ -48,20 +59,69 @@ func (h *relayHalf) end(line string) {
 	case other := <-h.matched:
 		other.conn.Write([]byte(line + "\n"))
 		other.conn.Close()
+		other.done()
 	default:
 	}
 }
 
-// relays tracks relayed links so that Shutdown can end them.
+// relays tracks relayed links so that Shutdown can end them, and counts
+// their sides per user and per source address (--relay-per-user,
+// --relay-per-addr).
 type relays struct {
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-	quit  chan struct{} // closed by closeAll: waiting sides give up
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	wg      sync.WaitGroup
+	quit    chan struct{} // closed by closeAll: waiting sides give up
+	perUser map[int64]int
+	perAddr map[string]int
 }
 
 func newRelays() *relays {
-	return &relays{conns: make(map[net.Conn]struct{}), quit: make(chan struct{})}
+	return &relays{conns: make(map[net.Conn]struct{}), quit: make(chan struct{}),
+		perUser: make(map[int64]int), perAddr: make(map[string]int)}
+}
+
+// Errors of relays.take: the reply lines of a RELAY past a cap.
+var (
+	errRelayUser = func(n int) error {
+		return protocol.Errorf(protocol.CodeRateLimit, "too many relayed links of yours at once (%d, serve --relay-per-user); end one and try again", n)
+	}
+	errRelayAddr = func(n int) error {
+		return protocol.Errorf(protocol.CodeRateLimit, "too many relayed links from your address at once (%d, serve --relay-per-addr); end one and try again", n)
+	}
+)
+
+// take counts one relay side of user from addr, or refuses it when
+// either has its cap of sides (0: no cap) already. The returned func
+// gives the place back.
+func (r *relays) take(user int64, addr string, perUser, perAddr int) (func(), error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if perUser > 0 && r.perUser[user] >= perUser {
+		return nil, errRelayUser(perUser)
+	}
+	if perAddr > 0 && r.perAddr[addr] >= perAddr {
+		return nil, errRelayAddr(perAddr)
+	}
+	r.perUser[user]++
+	r.perAddr[addr]++
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.perUser[user]--; r.perUser[user] <= 0 {
+			delete(r.perUser, user)
+		}
+		if r.perAddr[addr]--; r.perAddr[addr] <= 0 {
+			delete(r.perAddr, addr)
+		}
+	}, nil
+}
+
+// sides is how many relay sides user and addr hold.
+func (r *relays) sides(user int64, addr string) (int, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.perUser[user], r.perAddr[addr]
 }
 
 func (r *relays) add(c net.Conn) {
@@ -140,6 +200,22 @@ func (s *session) cmdRelay(c *protocol.Command) error {
 	case o.used[side]:
 		of.mu.Unlock()
 		return protocol.Errorf(protocol.CodeForbidden, "this side of the ticket came to the relay already")
+	}
+	if !s.lim.exempt {
+		user := o.fromID
+		if side == sideTo {
+			user = o.toID
+		}
+		l := s.srv.cfg.Limits
+		release, err := s.srv.relays.take(user, s.lim.addr, l.RelayPerUser, l.RelayPerAddr)
+		if err != nil {
+			of.mu.Unlock() // this side may come again once a link of its ended
+			s.srv.logRefusal(reasonRelayLimit, s.lim.addr, "relay refused", "conn", s.id, "user", user, "err", err)
+			return err
+		}
+		me.release = release
+	}
+	switch {
 	case o.relay == nil:
 		o.used[side] = true
 		o.relay = me
@@ -163,11 +239,13 @@ func (s *session) cmdRelay(c *protocol.Command) error {
 	s.srv.relays.wg.Add(1)
 	go func() {
 		defer s.srv.relays.wg.Done()
+		defer me.done()
 		defer s.srv.relays.remove(me.conn)
 		t := time.NewTimer(time.Until(linkBy))
 		defer t.Stop()
 		relay := func(other *relayHalf) {
 			s.srv.relays.add(other.conn)
+			defer other.done()
 			defer s.srv.relays.remove(other.conn)
 			s.srv.log.Info("relay open", "from", from, "to", to)
 			n1, n2 := splice(me, other, s.srv.cfg.RelayIdle)

@@ -125,3 +125,71 @@ func TestRelayNeedsSideSecret(t *testing.T) {
 	b2.want("RELAY "+gb.ticket+" "+gb.secret, protocol.CodeForbidden)
 	b2.want("RELAY "+ga.ticket+" "+ga.secret, protocol.CodeForbidden)
 }
+
+// relayPair logs alice and bob in on srv with link keys.
+func relayPair(t *testing.T, srv *Server) (alice, bob *client, aliceID int64) {
+	t.Helper()
+	alice, bob = dial(t, srv, "alice"), dial(t, srv, "bob")
+	aliceID = register(alice, "alice", "pw")
+	register(bob, "bob", "pw")
+	alice.login("alice", "pw")
+	bob.login("bob", "pw")
+	bob.want("PING", protocol.CodeOK)
+	alice.want("LINKKEY "+aliceKey, protocol.CodeOK)
+	bob.want("LINKKEY "+bobKey, protocol.CodeOK)
+	return alice, bob, aliceID
+}
+
+// relayTo sends RELAY for g on a new connection.
+func relayTo(t *testing.T, srv *Server, name string, g grant) *client {
+	c := dial(t, srv, name)
+	c.send("RELAY " + g.ticket + " " + g.secret)
+	return c
+}
+
+func wantRelay(t *testing.T, code int, what string, cs ...*client) {
+	t.Helper()
+	for _, c := range cs {
+		l := c.next()
+		if l.Code != code || !strings.Contains(l.Text, what) {
+			t.Fatalf("%s: got %d %s, want %d %s", c.name, l.Code, l.Text, code, what)
+		}
+	}
+}
+
+// TestRelayCaps: a user may hold --relay-per-user relay sides at once and
+// an address --relay-per-addr; past either the RELAY is answered 452 with
+// a line that names the cap, and the side may come again once a link of
+// the user (or address) ended.
+func TestRelayCaps(t *testing.T) {
+	t.Run("per user", func(t *testing.T) {
+		srv := limitServer(t, func(c *Config) { c.Limits.MsgRate, c.Limits.RelayPerUser, c.Limits.RelayPerAddr = 0, 1, 0 })
+		alice, bob, aliceID := relayPair(t, srv)
+		ga1, gb1 := acceptedChat(t, alice, bob)
+		ga2, gb2 := acceptedChat(t, alice, bob)
+		a1 := relayTo(t, srv, "a1", ga1) // alice's one side: waits for bob's
+		wantRelay(t, protocol.CodeRateLimit, "--relay-per-user", relayTo(t, srv, "a2", ga2))
+		b1 := relayTo(t, srv, "b1", gb1)
+		wantRelay(t, protocol.CodeOK, "relay open", a1, b1)
+		wantRelay(t, protocol.CodeRateLimit, "--relay-per-user", relayTo(t, srv, "b2", gb2)) // bob holds one
+		// The link ends: the places come back, and the refused sides
+		// were not used up.
+		a1.conn.Close()
+		b1.conn.Close()
+		waitUntil(t, "the link's places given back", func() bool {
+			u, _ := srv.relays.sides(aliceID, "")
+			return u == 0
+		})
+		a2, b2 := relayTo(t, srv, "a2", ga2), relayTo(t, srv, "b2", gb2)
+		wantRelay(t, protocol.CodeOK, "relay open", a2, b2)
+	})
+	t.Run("per address", func(t *testing.T) {
+		srv := limitServer(t, func(c *Config) { c.Limits.MsgRate, c.Limits.RelayPerUser, c.Limits.RelayPerAddr = 0, 0, 2 })
+		alice, bob, _ := relayPair(t, srv)
+		ga1, gb1 := acceptedChat(t, alice, bob)
+		ga2, _ := acceptedChat(t, alice, bob)
+		a1, b1 := relayTo(t, srv, "a1", ga1), relayTo(t, srv, "b1", gb1)
+		wantRelay(t, protocol.CodeOK, "relay open", a1, b1)
+		wantRelay(t, protocol.CodeRateLimit, "--relay-per-addr", relayTo(t, srv, "a2", ga2))
+	})
+}

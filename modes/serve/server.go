@@ -115,6 +115,8 @@ type Server struct {
 	disco   *discovery.Responder // nil without discovery (discover.go)
 	off     *offlineSide         // nil without offline files (offline_files.go)
 
+	pwMu sync.Mutex // orders changes of password hashes (PASSWD, rehash.go): no I/O but the store's write
+
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	nextID   uint64
@@ -247,6 +249,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		sessions: make(map[*session]struct{}), lim: lim, pres: newPresenceFanout(cfg.Limits.PresenceInterval, time.Now()),
 		tokens: tokens, marks: newMarks(cfg.ReceiptEvery), off: off}
 	po.onMarks = srv.noteMarks
+	po.hidden = func(viewer, user int64) bool { return !srv.seesPresence(viewer, user) }
 	srv.useTLS(keys)
 	srv.parker = newParker(cfg.Log)
 	srv.tick = min(cfg.PingInterval, cfg.PingTimeout, cfg.LoginTimeout, cfg.OfferTimeout) / 4
@@ -299,12 +302,16 @@ func (srv *Server) acceptLoop() {
 		srv.mu.Lock()
 		if srv.sessions == nil { // shutting down
 			srv.mu.Unlock()
+			srv.lim.conns.Release(lim.slot)
 			conn.Close()
 			continue
 		}
 		srv.nextID++
 		s := newSession(srv, conn, srv.nextID)
 		s.lim = lim
+		if lim.slot != nil {
+			lim.slot.Owner = s // read by the accept loop only (admit), when it evicts the slot
+		}
 		srv.sessions[s] = struct{}{}
 		srv.wg.Add(1) // Done when the session is cleaned up
 		srv.mu.Unlock()
@@ -387,6 +394,9 @@ func (srv *Server) Shutdown() {
 	srv.relays.closeAll()
 	srv.po.close()
 	srv.po.journal.Close()
+	if srv.tokens != nil {
+		srv.tokens.Close()
+	}
 	if err := srv.store.Close(); err != nil {
 		srv.log.Error("close store", "err", err)
 	}

@@ -109,10 +109,19 @@ func (s *session) nickname() string {
 // run greets the client and runs the read loop, on the session's first
 // goroutine.
 func (s *session) run() {
-	s.replyf("", protocol.CodeGreeting, "%s qchat/1 ready %s", s.srv.cfg.Name, s.srv.extensions())
+	s.greet()
 	if !s.serve() {
 		s.cleanup()
 	}
+}
+
+// greet sends the greeting: the first line on a connection, and the first
+// line inside TLS after STARTTLS (section 1.1), so that a client trusts
+// nothing it read in clear.
+func (s *session) greet() { s.send(s.greeting()) }
+
+func (s *session) greeting() []byte {
+	return protocol.AppendReply(nil, "", protocol.CodeGreeting, false, s.srv.cfg.Name+" qchat/1 ready "+s.srv.extensions())
 }
 
 // serve is the read loop. It returns true when the session parked (park.go:

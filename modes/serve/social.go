@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"qchat/modes/serve/store"
@@ -22,6 +23,7 @@ type social struct {
 	friends  map[int64]set               // both directions
 	requests map[int64]map[int64]bool    // recipient -> senders waiting for an answer
 	blocks   map[int64]set               // user -> whom it blocks
+	nblocks  atomic.Int64                // blocks in all: 0 spares every presence check a look at them
 	groups   map[string]*group           // by groupKey
 	mine     map[int64]map[string]*group // user -> groups it is in
 }
@@ -83,6 +85,9 @@ func loadSocial(ctx context.Context, st store.Store, dir *directory) (*social, e
 		so.addRequest(p.A, p.B)
 	}
 	for _, p := range rows.Blocks {
+		if !so.blocks[p.A].has(p.B) {
+			so.nblocks.Add(1)
+		}
 		so.link(so.blocks, p.A, p.B)
 	}
 	for _, g := range rows.Groups {
@@ -250,10 +255,26 @@ func (so *social) block(ctx context.Context, user, other int64, on bool) error {
 	if on {
 		so.link(so.blocks, user, other)
 		delete(so.requests[user], other)
+		so.nblocks.Add(1)
 	} else {
 		delete(so.blocks[user], other)
+		so.nblocks.Add(-1)
 	}
 	return nil
+}
+
+// anyBlocks reports whether anybody blocks anybody (no lock).
+func (so *social) anyBlocks() bool { return so.nblocks.Load() > 0 }
+
+// blocksOf returns whom user blocks.
+func (so *social) blocksOf(user int64) []int64 {
+	so.mu.RLock()
+	defer so.mu.RUnlock()
+	out := make([]int64, 0, len(so.blocks[user]))
+	for u := range so.blocks[user] {
+		out = append(out, u)
+	}
+	return out
 }
 
 // pendingItem is one request waiting for user's answer.

@@ -91,7 +91,10 @@ func (s *session) checkEncryption(verb string) error {
 // STARTTLS
 //
 // Before login, once: 234, then the TLS handshake on the raw connection,
-// then the session goes on over TLS with a fresh line reader. Nothing read
+// then the session goes on over TLS with a fresh line reader and a new
+// greeting, the first line inside TLS: a client takes the server's name
+// and extensions from it, not from the one in clear, which anyone on the
+// path could have changed. Nothing read
 // before the handshake is acted on after it: a client that sent anything
 // past the STARTTLS line gets 501 and is closed. What other goroutines
 // send meanwhile (a PING) waits in the paused outbox and goes out over TLS.
@@ -109,7 +112,7 @@ func (s *session) cmdStartTLS(c *protocol.Command) error {
 		s.close(reasonTLSPipelined, "bytes sent after STARTTLS before the TLS handshake")
 		return nil
 	}
-	defer s.busy()() // the sweeper must not ask it to park: the handshake has deadlines of its own
+	defer s.busy()() // the sweeper neither asks it to park nor pings it: the handshake has a deadline of its own
 	if err := s.out.Pause(protocol.AppendReply(nil, c.Tag, protocol.CodeStartTLS, false, "go ahead with the TLS handshake")); err != nil {
 		s.close(reasonWriteError, err.Error())
 		return nil
@@ -120,6 +123,7 @@ func (s *session) cmdStartTLS(c *protocol.Command) error {
 		s.close(reasonTLSHandshake, err.Error())
 		return nil
 	}
+	s.lastRead.Store(s.srv.now()) // the handshake was the client's word: the keepalive counts from its end
 	s.rd.Close()
 	tr := newTLSReader(tc, s.raw)
 	if s.nw != nil {
@@ -130,7 +134,7 @@ func (s *session) cmdStartTLS(c *protocol.Command) error {
 	s.tls = true
 	// What was said before TLS counts for nothing after it (RFC 3207).
 	s.pending, s.userSent = nil, false
-	s.out.Resume(tc)
+	s.out.Resume(tc, s.greeting()) // the greeting first, before a PING queued meanwhile
 	s.srv.log.Debug("TLS on", "conn", s.id, "remote", s.remote)
 	return nil
 }

@@ -107,6 +107,10 @@ func (c *client) handshake(fp string) {
 		c.t.Fatalf("%s: TLS version %x, want 1.3", c.name, cs.Version)
 	}
 	c.conn, c.rd = tc, bufio.NewReader(tc)
+	// The first line inside TLS is the greeting again (section 1.1).
+	if l := c.next(); l.Code != protocol.CodeGreeting || !strings.Contains(l.Text, " qchat/1 ready ") {
+		c.t.Fatalf("%s: the first line inside TLS is %d %s, want the greeting", c.name, l.Code, l.Text)
+	}
 }
 
 func TestStartTLSThenLoginFromAfar(t *testing.T) {
@@ -227,27 +231,68 @@ func TestNothingInClearAfter234(t *testing.T) {
 	}
 }
 
-// TestLinesQueuedDuringHandshakeGoOverTLS: a PING the sweeper sends
-// while the session waits for the handshake arrives over TLS.
-func TestLinesQueuedDuringHandshakeGoOverTLS(t *testing.T) {
-	srv := startServer(t, func(c *Config) { c.PingInterval = 20 * time.Millisecond; c.PingTimeout = time.Minute })
+// TestKeepaliveLeavesTheHandshakeAlone: the keepalive neither pings a
+// session in its TLS handshake nor closes it for want of a PONG (the
+// handshake has a deadline of its own); it counts from the handshake's
+// end. The sweeper's checks are run here at times far past both limits.
+func TestKeepaliveLeavesTheHandshakeAlone(t *testing.T) {
+	srv := startServer(t, func(c *Config) { c.LoginTimeout = time.Hour })
 	c := dial(t, srv, "nc")
 	c.send("STARTTLS")
 	if l := c.next(); l.Code != protocol.CodeStartTLS {
 		t.Fatalf("STARTTLS: %d %s", l.Code, l.Text)
 	}
 	s := onlySession(t, srv)
-	deadline := time.Now().Add(ioWait)
-	for s.pingAt.Load() == 0 || s.out.Queued() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no PING queued while the handshake waited")
+	var ping []byte
+	at := time.Now()
+	for range 3 {
+		at = at.Add(srv.cfg.PingInterval + srv.cfg.PingTimeout + time.Second)
+		srv.checkSession(s, at, &ping)
+	}
+	if s.closed.Load() || s.pingAt.Load() != 0 || s.out.Queued() != 0 {
+		reason := ""
+		if r := s.reason.Load(); r != nil {
+			reason = *r
 		}
-		time.Sleep(time.Millisecond) // polling the server's state
+		t.Fatalf("during the handshake: closed %v (%s), PING sent at %d, %d bytes queued",
+			s.closed.Load(), reason, s.pingAt.Load(), s.out.Queued())
 	}
-	c.handshake(*srv.fp.Load()) // fails if the PING came in clear
-	if l := c.next(); l.Kind != "PING" {
-		t.Fatalf("over TLS first came %+v, want the PING", l)
+	c.handshake(*srv.fp.Load()) // the greeting first, nothing in clear
+	c.quiet()                   // and no PING after it
+	register(c, "alice", "pw")
+}
+
+// TestGreetingAgainInsideTLS: after the handshake the server greets
+// again, first, with what it said in clear (its name and extensions),
+// so that a client need believe nothing it read before TLS.
+func TestGreetingAgainInsideTLS(t *testing.T) {
+	srv := startServer(t, nil)
+	conn, err := net.DialTimeout("tcp", srv.Addr().String(), ioWait)
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { conn.Close() })
+	c := &client{t: t, name: "nc", conn: conn, rd: bufio.NewReader(conn)}
+	clear := c.next()
+	c.send("STARTTLS")
+	if l := c.next(); l.Code != protocol.CodeStartTLS {
+		t.Fatalf("STARTTLS: %d %s", l.Code, l.Text)
+	}
+	tc := tls.Client(c.conn, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
+	tc.SetDeadline(time.Now().Add(ioWait))
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	c.conn, c.rd = tc, bufio.NewReader(tc)
+	g := c.next()
+	if g.Code != protocol.CodeGreeting || g.Text != clear.Text {
+		t.Fatalf("inside TLS first came %d %q, want the greeting %q", g.Code, g.Text, clear.Text)
+	}
+	if !strings.Contains(g.Text, " resume") {
+		t.Fatalf("greeting inside TLS %q lacks its extensions", g.Text)
+	}
+	register(c, "alice", "pw")
+	c.login("alice", "pw")
 }
 
 func onlySession(t *testing.T, srv *Server) *session {

@@ -36,10 +36,11 @@ var errNoTokens = protocol.Errorf(protocol.CodeNotYet, "this server gives no res
 
 // RESUME <token>
 //
-// Logs in like USER and PASS, with a token TOKEN gave. A token that is
-// expired, forged or revoked (the password changed since) gets 535 like a
-// wrong password, and the client logs in with its password instead; only
-// a forged one counts as a failed login for the limits.
+// Logs in like USER and PASS, with a token TOKEN gave, once: a token is
+// spent by the login it makes. A token that is expired, forged, revoked
+// (the password changed since) or used already gets 535 like a wrong
+// password, and the client logs in with its password instead; all but an
+// expired one count as a failed login for the limits.
 func (s *session) cmdResume(c *protocol.Command) error {
 	switch {
 	case s.srv.tokens == nil:
@@ -53,7 +54,10 @@ func (s *session) cmdResume(c *protocol.Command) error {
 	if id, _, ok := cutID(token); ok {
 		s.lim.account = idStr(id)
 	}
-	if !s.loginAllowed(c.Tag) {
+	// A token is not queued behind guesses at the account's password
+	// (AccountTurn): it cannot be guessed, and its owner's devices get back
+	// in while the account is under attack.
+	if !s.loginAllowed(c.Tag, false) {
 		return nil
 	}
 	var snap account
@@ -65,6 +69,10 @@ func (s *session) cmdResume(c *protocol.Command) error {
 		snap = s.srv.dir.snapshot(a)
 		return snap.pwhash, true
 	}, time.Now())
+	if err != nil && !errors.Is(err, resume.ErrExpired) && !errors.Is(err, resume.ErrForged) &&
+		!errors.Is(err, resume.ErrMalformed) && !errors.Is(err, resume.ErrReplayed) {
+		return err // the file of spent tokens: a server error, not a wrong token
+	}
 	if err != nil {
 		if !errors.Is(err, resume.ErrExpired) {
 			s.failures++
@@ -98,8 +106,8 @@ func cutID(token string) (int64, string, bool) {
 // TOKEN
 //
 // Answered "231 <token> <expires>": a resumption token for the logged-in
-// account, valid until expires (--resume-ttl after now) or until its
-// password changes.
+// account, good for one RESUME until expires (--resume-ttl after now) or
+// until its password changes.
 func (s *session) cmdToken(c *protocol.Command) error {
 	if s.srv.tokens == nil {
 		return errNoTokens

@@ -58,12 +58,24 @@ func TestResumeWithoutTheHash(t *testing.T) {
 		t.Fatalf("RESUME ran bcrypt %d times", n)
 	}
 
-	// The token outlives a restart: the key is in the data folder.
+	// A token is good for one login: the same one again is refused, and
+	// counts as a failed login.
+	tok2 := b.token()
+	tok3 := b.token()
+	r := dial(t, srv, "replay")
+	for range maxAuthFailures {
+		r.want("RESUME "+tok, protocol.CodeLoginFailed)
+	}
+	r.waitFor("BYE auth-failures", func(l protocol.Line) bool { return l.Kind == "BYE" && l.Args[0] == reasonAuthFailures })
+
+	// Tokens outlive a restart (the key is in the data folder), and so
+	// does what was spent.
 	srv.Shutdown()
 	srv = testServer(t, data)
 	defer srv.Shutdown()
+	dial(t, srv, "replay").want("RESUME "+tok, protocol.CodeLoginFailed)
 	c := dial(t, srv, "restarted")
-	c.want("RESUME "+tok, protocol.CodeLoggedIn)
+	c.want("RESUME "+tok2, protocol.CodeLoggedIn)
 	if n := hashes.Load(); n != 0 {
 		t.Fatalf("RESUME after a restart ran bcrypt %d times", n)
 	}
@@ -71,7 +83,7 @@ func TestResumeWithoutTheHash(t *testing.T) {
 	// A new password revokes every earlier token.
 	c.want("PASSWD pw pw2", protocol.CodeOK)
 	d := dial(t, srv, "stale")
-	d.want("RESUME "+tok, protocol.CodeLoginFailed)
+	d.want("RESUME "+tok3, protocol.CodeLoginFailed)
 	d.login("alice", "pw2")
 }
 

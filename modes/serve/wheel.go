@@ -80,8 +80,8 @@ func (w *wheel) due(dst []wheelEntry, now int64) []wheelEntry {
 
 // checkSession runs a session's due check (sweeper): the login deadline,
 // the keepalive (PING after --ping-interval of silence, closed after
-// --ping-timeout without an answer), the ask to park; and schedules the
-// next one, unless the session is closed.
+// --ping-timeout without an answer; not during a TLS handshake), the ask
+// to park; and schedules the next one, unless the session is closed.
 func (srv *Server) checkSession(s *session, now time.Time, ping *[]byte) {
 	if s.closed.Load() {
 		return
@@ -95,6 +95,13 @@ func (srv *Server) checkSession(s *session, now time.Time, ping *[]byte) {
 			return
 		}
 		next = min(next, dl)
+	}
+	if s.park.Load() == parkBusy {
+		// In its STARTTLS handshake, which has a deadline of its own
+		// (handshakeTimeout): no PING queued behind it, no ping-timeout
+		// cutting it; the keepalive starts again from its end.
+		srv.wheel.schedule(s, min(next, ns+int64(srv.tick)))
+		return
 	}
 	last := s.lastRead.Load()
 	if at := s.pingAt.Load(); at != 0 {

@@ -302,6 +302,7 @@ func newTLSServer(t *testing.T, cert tls.Certificate) *tlsServer {
 					s.results <- tlsResult{handshake: err}
 					return
 				}
+				tc.Write([]byte("220 office qchat/1 ready cid\r\n")) // the greeting again, inside TLS
 				// The client closes after the handshake in these tests:
 				// whatever it sent first is what a thief would keep.
 				tc.SetReadDeadline(time.Now().Add(time.Second))

@@ -2,6 +2,7 @@ package limits
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -308,22 +309,36 @@ func TestRegistrations(t *testing.T) {
 
 func TestConns(t *testing.T) {
 	cs := NewConns(2, 3)
-	must := func(addr string, want error) {
+	must := func(addr string, want error) *Slot {
 		t.Helper()
-		if err := cs.Admit(addr); !errors.Is(err, want) {
-			t.Fatalf("Admit(%s) = %v, want %v", addr, err, want)
+		s, ev, err := cs.Admit(addr)
+		if !errors.Is(err, want) || ev != nil {
+			t.Fatalf("Admit(%s) = %v (evicting %v), want %v", addr, err, ev, want)
 		}
+		return s
 	}
-	must("a", nil)
-	must("a", nil)
+	a1 := must("a", nil)
+	a2 := must("a", nil)
 	must("a", ErrAddrFull)
-	must("b", nil)
-	must("c", ErrFull)
-	cs.Release("a")
-	must("c", nil)
-	cs.Release("a")
-	cs.Release("b")
-	cs.Release("c")
+	b := must("b", nil)
+	// Full in all: the oldest goes, the newest comes in.
+	c, ev, err := cs.Admit("c")
+	if err != nil || ev != a1 {
+		t.Fatalf("Admit(c) when full: %v, evicting %p; want the oldest (%p)", err, ev, a1)
+	}
+	if a, n := cs.Count("a"); a != 1 || n != 3 {
+		t.Fatalf("after the eviction: %d from a, %d in all; want 1 and 3", a, n)
+	}
+	cs.Release(a1) // evicted: counts nothing more
+	cs.Release(a2)
+	cs.Release(a2) // once only
+	if a, n := cs.Count("a"); a != 0 || n != 2 {
+		t.Fatalf("after releasing a: %d from a, %d in all; want 0 and 2", a, n)
+	}
+	d := must("d", nil) // room again: nobody evicted
+	for _, s := range []*Slot{b, c, d} {
+		cs.Release(s)
+	}
 	if a, n := cs.Count("a"); a != 0 || n != 0 {
 		t.Fatalf("after releasing all: %d from a, %d in all", a, n)
 	}
@@ -510,5 +525,67 @@ func TestPacerWouldWait(t *testing.T) {
 	var off Pacer
 	if off.WouldWait(c.now(), 100) {
 		t.Fatal("a pacer with no rate would make a command wait")
+	}
+}
+
+// TestAccountTurns: failures on one account from many addresses (each
+// under its own limits) make attempts on that account take turns, growing
+// apart up to AccountMaxDelay; a turn too far away is refused without
+// reserving anything; the owner gets a turn once the queue has passed,
+// and the failures expire with the window.
+func TestAccountTurns(t *testing.T) {
+	c := newClock()
+	l := NewLogins(LoginPolicy{Free: 5, Lockout: 20, AddrLockout: 100, Window: 10 * time.Minute,
+		BaseDelay: time.Second, MaxDelay: 8 * time.Second, MaxWait: 15 * time.Second,
+		AccountFree: 3, AccountMaxDelay: 4 * time.Second})
+	turn := func(want time.Duration, wantRefused bool) {
+		t.Helper()
+		wait, refused := l.AccountTurn("1000", c.now(), time.Hour)
+		if wait != want || refused != wantRefused {
+			t.Fatalf("AccountTurn = %v refused %v, want %v refused %v", wait, refused, want, wantRefused)
+		}
+	}
+	for i := range 3 { // three addresses, one failure each: none of them is slowed on its own
+		addr := fmt.Sprintf("192.0.2.%d", i)
+		if wait, refused, _ := l.Before(addr, "1000", c.now()); wait != 0 || refused {
+			t.Fatalf("address %s: wait %v refused %v", addr, wait, refused)
+		}
+		turn(0, false)
+		l.Failed(addr, "1000", c.now())
+	}
+	// Now the account's attempts take turns, 1s apart (3 failures: base).
+	turn(0, false)
+	turn(time.Second, false)
+	turn(2*time.Second, false)
+	turn(3*time.Second, false)
+	turn(4*time.Second, false)
+	turn(5*time.Second, true) // too far: refused, nothing reserved
+	turn(5*time.Second, true)
+	if _, refused := l.AccountTurn("1001", c.now(), time.Hour); refused {
+		t.Fatal("another account is slowed")
+	}
+	// More failures: the gap doubles, up to AccountMaxDelay.
+	c.add(5 * time.Second)
+	for range 4 {
+		l.Failed("192.0.2.9", "1000", c.now())
+	}
+	turn(0, false)
+	turn(4*time.Second, false) // 1s << 4, at most 4s
+	turn(8*time.Second, true)
+	// The owner, after the turns taken: its turn comes within the max.
+	c.add(4 * time.Second)
+	turn(4*time.Second, false)
+	// A shorter limit (the login deadline) refuses sooner.
+	if wait, refused := l.AccountTurn("1000", c.now(), time.Second); !refused || wait != 8*time.Second {
+		t.Fatalf("with 1s left: wait %v refused %v", wait, refused)
+	}
+	// A success elsewhere does not reset the account; the window does.
+	l.Succeeded("192.0.2.1", "1000")
+	c.add(10 * time.Minute)
+	turn(0, false)
+	turn(0, false)
+	l.Sweep(c.now())
+	if n := l.Accounts(); n != 0 {
+		t.Fatalf("%d accounts remembered after the window", n)
 	}
 }

@@ -14,6 +14,11 @@ type LoginPolicy struct {
 	BaseDelay   time.Duration // the wait after the first failure past the free ones; it doubles with each further one
 	MaxDelay    time.Duration // the longest wait between two attempts
 	MaxWait     time.Duration // an attempt that would wait longer is refused instead
+
+	// The account queue (AccountTurn): failures on one account from any
+	// address, so that guessing one account from many addresses is slowed.
+	AccountFree     int           // failures on one account before its attempts queue; 0: no queue
+	AccountMaxDelay time.Duration // the longest gap between two attempts on one account, and the longest wait for a turn
 }
 
 // Logins counts failed logins per source address and account, and per
@@ -31,6 +36,7 @@ type Logins struct {
 	mu    sync.Mutex
 	pairs map[pairKey]*failures
 	addrs map[string]*failures
+	accts map[string]*failures // by account, from any address
 }
 
 type pairKey struct{ addr, account string }
@@ -45,7 +51,7 @@ type failures struct {
 // NewLogins returns an empty record under policy p. Zero Lockout or
 // AddrLockout turns that lockout off.
 func NewLogins(p LoginPolicy) *Logins {
-	return &Logins{p: p, pairs: make(map[pairKey]*failures), addrs: make(map[string]*failures)}
+	return &Logins{p: p, pairs: make(map[pairKey]*failures), addrs: make(map[string]*failures), accts: make(map[string]*failures)}
 }
 
 // prune drops the failures that are out of the window at now.
@@ -61,15 +67,54 @@ func (f *failures) prune(now time.Time, window time.Duration) int {
 }
 
 // delay is the wait owed after n failures of which free are free.
-func (l *Logins) delay(n, free int) time.Duration {
+func (l *Logins) delay(n, free int) time.Duration { return l.delayUpTo(n, free, l.p.MaxDelay) }
+
+// delayUpTo is delay with another longest wait.
+func (l *Logins) delayUpTo(n, free int, most time.Duration) time.Duration {
 	if free <= 0 || n < free {
 		return 0
 	}
 	d := l.p.BaseDelay
-	for i := free; i < n && d < l.p.MaxDelay; i++ {
+	for i := free; i < n && d < most; i++ {
 		d *= 2
 	}
-	return min(d, l.p.MaxDelay)
+	return min(d, most)
+}
+
+// AccountTurn is called before a password of account is checked, after
+// Before, from any address. Once the account has AccountFree failures
+// within the window, attempts on it take turns, each BaseDelay after the
+// one before it, doubling with each further failure up to
+// AccountMaxDelay, wherever they come from: it returns how long this one
+// waits for its turn. An attempt whose turn is further away than most (at
+// most AccountMaxDelay: others wait already) is refused with when to try
+// again, reserving nothing. A right password waits its turn like any
+// other (the server cannot know it before checking it): while an account
+// is under attack its owner's logins are slowed too, by at most
+// AccountMaxDelay each, never locked out.
+func (l *Logins) AccountTurn(account string, now time.Time, most time.Duration) (wait time.Duration, refused bool) {
+	if l.p.AccountFree <= 0 {
+		return 0, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := l.accts[account]
+	if f == nil {
+		return 0, false
+	}
+	d := l.delayUpTo(f.prune(now, l.p.Window), l.p.AccountFree, l.p.AccountMaxDelay)
+	if d == 0 {
+		return 0, false
+	}
+	slot := now
+	if f.next.After(slot) {
+		slot = f.next
+	}
+	if wait = slot.Sub(now); wait > min(most, l.p.AccountMaxDelay) {
+		return wait, true
+	}
+	f.next = slot.Add(d)
+	return wait, false
 }
 
 // Before is called before a password of account is checked for a
@@ -134,6 +179,14 @@ func (l *Logins) Failed(addr, account string, now time.Time) {
 		l.addrs[addr] = byAddr
 	}
 	byAddr.add(now, max(l.p.AddrLockout, l.p.Lockout+16), l.delay(byAddr.prune(now, l.p.Window)+1, l.p.Lockout))
+	if l.p.AccountFree > 0 {
+		acct := l.accts[account]
+		if acct == nil {
+			acct = new(failures)
+			l.accts[account] = acct
+		}
+		acct.add(now, l.p.AccountFree+16, 0) // the turns are taken in AccountTurn
+	}
 }
 
 // add records a failure at now, keeping at most keep of them (the
@@ -149,7 +202,9 @@ func (f *failures) add(now time.Time, keep int, wait time.Duration) {
 }
 
 // Succeeded forgets the failures of addr on account (not those of addr
-// on all accounts: one good password must not excuse guessing others).
+// on all accounts: one good password must not excuse guessing others;
+// nor those of the account from all addresses: its owner's login must
+// not give guessers elsewhere a fresh start).
 func (l *Logins) Succeeded(addr, account string) {
 	l.mu.Lock()
 	delete(l.pairs, pairKey{addr, account})
@@ -170,6 +225,18 @@ func (l *Logins) Sweep(now time.Time) {
 			delete(l.addrs, k)
 		}
 	}
+	for k, f := range l.accts {
+		if f.prune(now, l.p.Window) == 0 && !f.next.After(now) {
+			delete(l.accts, k)
+		}
+	}
+}
+
+// Accounts is how many accounts' failures are remembered.
+func (l *Logins) Accounts() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.accts)
 }
 
 // Len is how many address-account pairs and addresses are remembered.

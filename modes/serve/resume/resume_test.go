@@ -70,28 +70,98 @@ func TestCheckRefusesTampering(t *testing.T) {
 		}
 		return string(b)
 	}
+	p0, p1, p2, p3 := parts[0], parts[1], parts[2], parts[3]
 	for name, bad := range map[string]string{
-		"other user":      "1002." + parts[1] + "." + parts[2],
-		"later expiry":    parts[0] + "." + parts[1] + "0." + parts[2],
-		"other mac":       parts[0] + "." + parts[1] + "." + flip(parts[2]),
-		"unknown user":    "999999." + parts[1] + "." + parts[2],
-		"leading zero":    "01001." + parts[1] + "." + parts[2],
-		"plus sign":       "+1001." + parts[1] + "." + parts[2],
-		"short mac":       parts[0] + "." + parts[1] + "." + parts[2][:10],
+		"other user":      "1002." + p1 + "." + p2 + "." + p3,
+		"later expiry":    p0 + "." + p1 + "0." + p2 + "." + p3,
+		"other nonce":     p0 + "." + p1 + "." + flip(p2) + "." + p3,
+		"other mac":       p0 + "." + p1 + "." + p2 + "." + flip(p3),
+		"unknown user":    "999999." + p1 + "." + p2 + "." + p3,
+		"leading zero":    "01001." + p1 + "." + p2 + "." + p3,
+		"plus sign":       "+1001." + p1 + "." + p2 + "." + p3,
+		"short mac":       p0 + "." + p1 + "." + p2 + "." + p3[:10],
+		"short nonce":     p0 + "." + p1 + "." + p2[:8] + "." + p3,
 		"padded mac":      tok + "==",
-		"loose last bits": parts[0] + "." + parts[1] + "." + parts[2][:21] + string(parts[2][21]^1),
-		"two parts":       parts[0] + "." + parts[2],
+		"loose last bits": p0 + "." + p1 + "." + p2 + "." + p3[:21] + string(p3[21]^1),
+		"no nonce":        p0 + "." + p1 + "." + p3,
+		"two parts":       p0 + "." + p3,
+		"five parts":      p0 + "." + p1 + "." + p2 + "." + p2 + "." + p3,
 		"empty":           "",
 		"long":            tok + strings.Repeat("A", 100),
-		"negative user":   "-1." + parts[1] + "." + parts[2],
+		"negative user":   "-1." + p1 + "." + p2 + "." + p3,
 		"password":        "hunter2",
-		"spaces":          parts[0] + ". " + parts[1] + "." + parts[2],
-		"zero user":       "0." + parts[1] + "." + parts[2],
-		"expiry garbage":  parts[0] + ".x." + parts[2],
+		"spaces":          p0 + ". " + p1 + "." + p2 + "." + p3,
+		"zero user":       "0." + p1 + "." + p2 + "." + p3,
+		"expiry garbage":  p0 + ".x." + p2 + "." + p3,
 	} {
 		if u, err := k.Check(bad, hashes(users), now); err == nil {
 			t.Errorf("%s: %q taken for user %d", name, bad, u)
 		}
+	}
+}
+
+// TestTokenIsGoodForOneLogin: a token is spent by its first Check; the
+// same token again (a replay, also after a restart) is refused, while
+// another token of the same user is still good.
+func TestTokenIsGoodForOneLogin(t *testing.T) {
+	now := time.Now() // a start forgets the tokens that expired by the clock
+	dir := t.TempDir()
+	k, err := Open(dir, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := hashes(map[int64]string{1001: "h1"})
+	tok, _ := k.Mint(1001, "h1", now)
+	other, _ := k.Mint(1001, "h1", now)
+	later, _ := k.Mint(1001, "h1", now)
+	if tok == other {
+		t.Fatal("two tokens minted at once are the same")
+	}
+	if u, err := k.Check(tok, users, now); err != nil || u != 1001 {
+		t.Fatalf("first use: %d %v", u, err)
+	}
+	if _, err := k.Check(tok, users, now.Add(time.Minute)); !errors.Is(err, ErrReplayed) {
+		t.Fatalf("replayed: %v, want ErrReplayed", err)
+	}
+	if u, err := k.Check(other, users, now); err != nil || u != 1001 {
+		t.Fatalf("another token of the same user: %d %v", u, err)
+	}
+	k.Close()
+	again, err := Open(dir, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	for _, spent := range []string{tok, other} {
+		if _, err := again.Check(spent, users, now); !errors.Is(err, ErrReplayed) {
+			t.Fatalf("replayed after a restart: %v, want ErrReplayed", err)
+		}
+	}
+	if u, err := again.Check(later, users, now); err != nil || u != 1001 {
+		t.Fatalf("an unused token after a restart: %d %v", u, err)
+	}
+}
+
+// TestSpentFileForgetsExpiredTokens: a start keeps in resume.spent only
+// the nonces of tokens that have not expired.
+func TestSpentFileForgetsExpiredTokens(t *testing.T) {
+	dir := t.TempDir()
+	k, _ := Open(dir, time.Hour)
+	users := hashes(map[int64]string{1001: "h1"})
+	old, _ := k.Mint(1001, "h1", time.Now().Add(-time.Hour+time.Minute)) // expires in a minute
+	if _, err := k.Check(old, users, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	k.Close()
+	b, _ := os.ReadFile(filepath.Join(dir, SpentFile))
+	if strings.Count(string(b), "\n") != 1 {
+		t.Fatalf("resume.spent after one login: %q", b)
+	}
+	os.WriteFile(filepath.Join(dir, SpentFile), append(b, "100 1001.expiredlongago\n"...), 0o600)
+	again, _ := Open(dir, time.Hour)
+	again.Close()
+	if b2, _ := os.ReadFile(filepath.Join(dir, SpentFile)); string(b2) != string(b) {
+		t.Fatalf("resume.spent after a start: %q, want %q", b2, b)
 	}
 }
 
@@ -106,8 +176,8 @@ func TestOpenRefusesABadKeyFile(t *testing.T) {
 func BenchmarkCheck(b *testing.B) {
 	k, _ := Open(b.TempDir(), time.Hour)
 	users := hashes(map[int64]string{1001: "$2a$10$abcdefghijklmnopqrstuvabcdefghijklmnopqrstuvwxyz01234"})
-	tok, _ := k.Mint(1001, "$2a$10$abcdefghijklmnopqrstuvabcdefghijklmnopqrstuvwxyz01234", now)
 	for b.Loop() {
+		tok, _ := k.Mint(1001, "$2a$10$abcdefghijklmnopqrstuvabcdefghijklmnopqrstuvwxyz01234", now)
 		if _, err := k.Check(tok, users, now); err != nil {
 			b.Fatal(err)
 		}

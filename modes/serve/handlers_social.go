@@ -24,6 +24,9 @@ import (
 // text when away and it has one, else the profile's status line.
 func (srv *Server) presence(a *account) (state, text string) {
 	state, text = srv.hub.state(a.id)
+	if state == "offline" {
+		state, text = srv.remoteState(a.id) // on another node of the cluster
+	}
 	if text == "" && state != "offline" {
 		text = srv.dir.snapshot(a).profile.Status
 	}

@@ -90,6 +90,8 @@ type mailbox struct {
 	srtt, rttvar int64
 	lastAck      int64 // when it last acknowledged something (unix ns)
 	watching     bool  // in postOffice.watched
+	refreshing   bool  // a merge of stored rows runs (refresh.go)
+	again        bool  // one more was asked meanwhile
 	watchIdx     int   // its index there; guarded by postOffice.smu
 }
 
@@ -129,7 +131,15 @@ type postOffice struct {
 	groupHi map[string]int64 // groups with stored messages: the highest id stored
 
 	onMarks func([]receipts.Mark) // takes the receipt marks that ACKs make (receipts.go)
-	arch    *archiver             // the history archive (archive.go); nil: history is not kept
+
+	// A node of a cluster (clustered.go): other nodes store messages for
+	// the users here too, so a login always reads the inbox; a group's
+	// copies are stored per member; storedAway hears of the users whose
+	// messages were stored while they have no session here (online on
+	// another node, maybe).
+	cluster    bool
+	storedAway func(users []int64)
+	arch       *archiver // the history archive (archive.go); nil: history is not kept
 
 	sent    *dedupe.Table[*sentRec] // client ids of the latest messages of each sender (resend.go)
 	journal *dedupe.Journal         // where those ids are written before anyone sees their message (nil: nowhere)
@@ -409,6 +419,13 @@ func (po *postOffice) postGroupID(s *session, tag, group string, to []int64, tex
 	for _, mb := range boxes {
 		e := s.newEntry()
 		e.item, e.line, e.mb, e.fan = item, line, mb, f
+		if po.cluster {
+			// A copy of its own, stored as the member's own row
+			// (clustered.go): acknowledged, it is deleted, no cursor moves.
+			e.item = s.newItem()
+			*e.item = *item
+			e.item.Recipient, e.item.GroupKey = mb.user, ""
+		}
 		po.enqueueLocked(mb, e)
 		if mb.sess == nil {
 			now = append(now, e)
@@ -714,7 +731,7 @@ func (po *postOffice) attach(ctx context.Context, s *session) (old *session) {
 		mb.resetPushedLocked()
 	}
 	mb.sess, mb.syncing = s, true
-	load := mb.stored > 0
+	load := mb.stored > 0 || po.cluster
 	mb.mu.Unlock()
 
 	var rows []store.Item
@@ -1051,6 +1068,7 @@ func (po *postOffice) saved(claimed []*entry, err error) {
 	kept := make(map[int64][]store.SentID)
 	var rows []*entry // one copy of each group message stored
 	var pin unpinned
+	var away []int64 // recipients with no session here whose messages were stored
 	for _, e := range claimed {
 		if err == nil && e.item.GroupKey != "" && (len(rows) == 0 || rows[len(rows)-1].item.ID != e.item.ID) {
 			po.groupStored(e.item.GroupKey, e.item.ID)
@@ -1086,6 +1104,9 @@ func (po *postOffice) saved(claimed []*entry, err error) {
 				mb.live--
 				mb.stored++
 				mb.compactLocked()
+				if po.storedAway != nil && (len(away) == 0 || away[len(away)-1] != mb.user) {
+					away = append(away, mb.user)
+				}
 			} else {
 				pin.unpin(e) // it stays until its recipient acknowledges it
 			}
@@ -1094,6 +1115,10 @@ func (po *postOffice) saved(claimed []*entry, err error) {
 	}
 	for user, ids := range dels {
 		po.store.DeleteInbox(user, ids, kept[user]...)
+	}
+	if len(away) > 0 {
+		slices.Sort(away)
+		po.storedAway(slices.Compact(away))
 	}
 	for _, e := range rows {
 		po.passOwn(e.item.Sender, e.item.GroupKey, e.item.ID)

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"qchat/modes/serve/cluster"
 	"qchat/modes/serve/dedupe"
 	"qchat/modes/serve/discovery"
 	"qchat/modes/serve/resume"
@@ -28,6 +29,9 @@ type Config struct {
 	Listen       string        // host:port; port 0 picks a free one
 	Data         string        // data folder (SQLite database, lock, TLS key, client-id journal)
 	Store        string        // "" or "sqlite": SQLite in Data; a postgres://... URL: PostgreSQL
+	Cluster      string        // nats://...: a node of a cluster on the PostgreSQL Store (clustered.go); "": alone
+	Node         string        // this node's name in the cluster
+	NodeTimeout  time.Duration // a node silent this long is taken for dead
 	AddrFile     string        // where to write the real address once listening
 	Name         string        // server name in the greeting
 	HashCost     int           // bcrypt cost for new passwords
@@ -67,7 +71,16 @@ type Config struct {
 // Defaults returns a Config with every limit at its default.
 func Defaults() Config {
 	host, _ := os.Hostname()
-	return Config{
+	node := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' {
+			return r
+		}
+		return '-'
+	}, host)
+	if len(node) > 64 {
+		node = node[:64]
+	}
+	return Config{Node: node, NodeTimeout: cluster.DefaultTimeout,
 		Listen: ":4000", Data: "qchat-data", Name: host, HashCost: 10, ResumeTTL: 7 * 24 * time.Hour, Sync: "full",
 		LoginTimeout: 30 * time.Second, PingInterval: time.Minute, PingTimeout: 30 * time.Second,
 		WriteTimeout: 10 * time.Second, MaxOutbound: 1 << 20, MaxQueue: 10000, AckGrace: 20 * time.Millisecond,
@@ -103,6 +116,8 @@ type Server struct {
 	tlsConf *tls.Config // nil with --tls=off
 	fp      atomic.Pointer[string]
 	disco   *discovery.Responder // nil without discovery (discover.go)
+	cl      *cluster.Cluster     // nil unless a node of a cluster (clustered.go)
+	reload  reloader             // social reloads asked by other nodes (clustered.go)
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -230,6 +245,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		sessions: make(map[*session]struct{}), lim: lim, pres: newPresenceFanout(cfg.Limits.PresenceInterval, time.Now()),
 		tokens: tokens, marks: newMarks(cfg.ReceiptEvery)}
 	po.onMarks = srv.noteMarks
+	if cfg.Cluster != "" {
+		if err := srv.joinCluster(); err != nil {
+			ln.Close()
+			po.close()
+			journal.Close()
+			return nil, err
+		}
+	}
 	srv.useTLS(keys)
 	srv.parker = newParker(cfg.Log)
 	srv.tick = min(cfg.PingInterval, cfg.PingTimeout, cfg.LoginTimeout, cfg.OfferTimeout) / 4
@@ -365,6 +388,9 @@ func (srv *Server) Shutdown() {
 		s.close(reasonShutdown, "server shutting down")
 	}
 	srv.wg.Wait()
+	if srv.cl != nil {
+		srv.cl.Close()
+	}
 	srv.parker.stop()
 	srv.relays.closeAll()
 	srv.po.close()

@@ -71,11 +71,7 @@ func loadSocial(ctx context.Context, st store.Store, dir *directory) (*social, e
 		groups:   make(map[string]*group),
 		mine:     make(map[int64]map[string]*group),
 	}
-	for id, p := range rows.Profiles {
-		if a := dir.byId(id); a != nil {
-			a.profile = p
-		}
-	}
+	loadedProfiles(dir, rows.Profiles)
 	for _, p := range rows.Friends {
 		so.link(so.friends, p.A, p.B)
 	}

@@ -1,0 +1,252 @@
+package serve
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"qchat/modes/serve/cluster"
+	"qchat/modes/serve/presence"
+	"qchat/modes/serve/store"
+)
+
+// A node of a cluster (serve --cluster, modes/serve/cluster): what the
+// server does for the other nodes and asks of them.
+//
+//   - Presence: every local change (notePresence) is also noted for the
+//     cluster, which publishes the changes of 20 ms in one batch; the
+//     users of other nodes count as online here (presence, onlineList) and
+//     their changes reach local watchers as local ones do (clusterRemote).
+//   - A login of a user online on another node asks that node to end its
+//     session and store what it held before this node reads the inbox
+//     (Takeover, clusterTakeover): one server's double-login policy.
+//   - Messages: a recipient on another node has no session here, so its
+//     message is stored at once (PostgreSQL, group commit), the sender
+//     hears "stored", and the recipient's node is told (Mail) and merges
+//     its inbox into the live mailbox (postOffice.refresh). One message, one
+//     id, one row: nothing to deliver twice after a node dies. A group's
+//     copies are stored per recipient in a cluster (postGroupID), so that no
+//     member's cursor passes a copy another node has not yet merged.
+//   - Accounts and social rows changed by one node are reloaded by the
+//     others (the store is cluster.Watch'ed; clusterChanged).
+
+// ValidNode reports whether name can name a node (--node).
+func ValidNode(name string) bool { return cluster.ValidNode(name) }
+
+// deployed is a store that can say what it is, whoever connects to it.
+type deployed interface{ Deployment() string }
+
+// joinCluster joins the cluster of cfg.Cluster; the store's writes are
+// watched from then on. Called by Start before the first connection.
+func (srv *Server) joinCluster() error {
+	d, ok := srv.store.(deployed)
+	if !ok {
+		return fmt.Errorf("--cluster needs a PostgreSQL store")
+	}
+	cl, err := cluster.Join(cluster.Config{URL: srv.cfg.Cluster, Node: srv.cfg.Node, Timeout: srv.cfg.NodeTimeout,
+		Deployment: d.Deployment(), Log: srv.log}, cluster.Hooks{
+		Local: srv.clusterLocal, Remote: srv.clusterRemote, Takeover: srv.clusterTakeover,
+		Mail: srv.clusterMail, Changed: srv.clusterChanged,
+	})
+	if err != nil {
+		return err
+	}
+	srv.cl = cl
+	srv.store = cl.Watch(srv.store)
+	srv.soc.store = srv.store
+	srv.po.cluster = true
+	srv.po.storedAway = cl.Mail
+	srv.reload.srv = srv
+	return nil
+}
+
+// clusterLocal is the presence of users on this node (every user online
+// here with users nil), for the cluster's batches.
+func (srv *Server) clusterLocal(users []int64) []presence.Change {
+	if users == nil {
+		for _, o := range srv.hub.list() {
+			users = append(users, o.user)
+		}
+	}
+	out := make([]presence.Change, 0, len(users))
+	for _, u := range users {
+		a := srv.dir.byId(u)
+		if a == nil {
+			continue
+		}
+		state, text := srv.hub.state(u)
+		if text == "" && state != presence.Offline {
+			text = srv.dir.snapshot(a).profile.Status
+		}
+		out = append(out, presence.Change{User: u, Nick: srv.dir.nickOf(u), State: state, Text: text})
+	}
+	return out
+}
+
+// clusterRemote hands the changes of other nodes' users to the local
+// watchers, all in one batch.
+func (srv *Server) clusterRemote(users []int64) {
+	now := time.Now()
+	for _, u := range users {
+		srv.pres.co.Note(u, now)
+	}
+	srv.flushPresence()
+}
+
+// clusterTakeover ends the local session of user, which logged in on
+// another node, and returns once what its mailbox held only in memory is
+// stored (or after the node timeout).
+func (srv *Server) clusterTakeover(user int64) {
+	s := srv.hub.session(user)
+	if s == nil {
+		return
+	}
+	s.close(reasonTakeover, "logged in from another place")
+	deadline := time.Now().Add(srv.cfg.NodeTimeout)
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(deadline) {
+		if srv.hub.session(user) != s && srv.po.unsaved(user) == 0 {
+			return
+		}
+		<-tick.C
+	}
+	srv.log.Warn("cluster: takeover: session not saved in time", "user", user)
+}
+
+// clusterMail merges what waits in the store into the mailboxes of users
+// online here.
+func (srv *Server) clusterMail(users []int64) {
+	for _, u := range users {
+		srv.po.refresh(u)
+	}
+}
+
+// clusterChanged takes in a change another node made: an account (kind
+// "user") is read again at once; the social rows are reloaded by one
+// goroutine, changes that come meanwhile making one more reload.
+func (srv *Server) clusterChanged(kind string, id int64) {
+	if kind == "user" {
+		srv.reloadUser(id)
+		return
+	}
+	srv.reload.ask()
+}
+
+// reloadUser reads account id again: a new account, a new nickname or
+// password.
+func (srv *Server) reloadUser(id int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	u, err := srv.store.UserByID(ctx, id)
+	if err != nil {
+		srv.log.Warn("cluster: reload account", "user", id, "err", err)
+		return
+	}
+	a := srv.dir.byId(id)
+	if a == nil {
+		srv.dir.add(&account{id: u.ID, nick: u.Nick, pwhash: u.PwHash, created: u.Created})
+		return
+	}
+	if srv.dir.nickOf(id) != u.Nick {
+		srv.dir.rename(a, u.Nick)
+	}
+	srv.dir.update(a, func(a *account) { a.pwhash = u.PwHash })
+}
+
+// reloader reloads the social rows for other nodes' changes: one reload
+// at a time, and one more for whatever was asked while it ran.
+type reloader struct {
+	srv     *Server
+	mu      sync.Mutex
+	running bool
+	again   bool
+}
+
+func (r *reloader) ask() {
+	r.mu.Lock()
+	if r.running {
+		r.again = true
+		r.mu.Unlock()
+		return
+	}
+	r.running = true
+	r.mu.Unlock()
+	go r.run()
+}
+
+func (r *reloader) run() {
+	for {
+		r.srv.reloadSocial()
+		r.mu.Lock()
+		if !r.again {
+			r.running = false
+			r.mu.Unlock()
+			return
+		}
+		r.again = false
+		r.mu.Unlock()
+	}
+}
+
+// reloadSocial reads friends, requests, blocks, groups and profiles again
+// and puts them in place of what is in memory.
+func (srv *Server) reloadSocial() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fresh, err := loadSocial(ctx, srv.store, srv.dir)
+	if err != nil {
+		srv.log.Warn("cluster: reload friends and groups", "err", err)
+		return
+	}
+	so := srv.soc
+	so.mu.Lock()
+	so.friends, so.requests, so.blocks, so.groups, so.mine = fresh.friends, fresh.requests, fresh.blocks, fresh.groups, fresh.mine
+	so.mu.Unlock()
+}
+
+// onlineList is who is online on every node, by id.
+func (srv *Server) onlineList() []onlineUser {
+	online := srv.hub.list()
+	if srv.cl == nil {
+		return online
+	}
+	for _, c := range srv.cl.Online(nil) {
+		if srv.hub.isOnline(c.User) {
+			continue
+		}
+		o := onlineUser{user: c.User, nick: srv.dir.nickOf(c.User)}
+		if c.State == presence.Away {
+			o.away, o.awayText = true, c.Text
+		}
+		online = append(online, o)
+	}
+	slices.SortFunc(online, func(a, b onlineUser) int { return int(min(max(a.user-b.user, -1), 1)) })
+	return online
+}
+
+// remoteState is user's presence on another node: "offline" when on none.
+func (srv *Server) remoteState(user int64) (state, awayText string) {
+	if srv.cl == nil {
+		return presence.Offline, ""
+	}
+	_, state, text, ok := srv.cl.Where(user)
+	if !ok {
+		return presence.Offline, ""
+	}
+	if state == presence.Away {
+		return state, text
+	}
+	return state, ""
+}
+
+// loadedProfiles sets the profiles of rows into the accounts of dir.
+func loadedProfiles(dir *directory, profiles map[int64]store.Profile) {
+	for id, p := range profiles {
+		if a := dir.byId(id); a != nil {
+			dir.update(a, func(a *account) { a.profile = p })
+		}
+	}
+}

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"qchat/modes/serve/cluster"
 	"qchat/modes/serve/presence"
 	"qchat/modes/serve/store"
+	"qchat/protocol"
 )
 
 // A node of a cluster (serve --cluster, modes/serve/cluster): what the
@@ -59,7 +61,30 @@ func (srv *Server) joinCluster() error {
 	srv.po.cluster = true
 	srv.po.storedAway = cl.Mail
 	srv.reload.srv = srv
+	srv.dir.miss = srv.storedAccount
+	srv.soc.miss = srv.reloadSocial
 	return nil
+}
+
+// storedAccount reads the account who names (an id or a nickname) from
+// the store, or nil.
+func (srv *Server) storedAccount(who string) *store.User {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var u store.User
+	var err error
+	if id, ok := protocol.ParseID(who); ok {
+		u, err = srv.store.UserByID(ctx, id)
+	} else {
+		u, err = srv.store.UserByNick(ctx, who)
+	}
+	if err != nil {
+		if !errors.Is(err, store.ErrNoUser) {
+			srv.log.Warn("cluster: read account", "who", protocol.Clip(who, 40), "err", err)
+		}
+		return nil
+	}
+	return &u
 }
 
 // clusterLocal is the presence of users on this node (every user online
@@ -87,12 +112,23 @@ func (srv *Server) clusterLocal(users []int64) []presence.Change {
 
 // clusterRemote hands the changes of other nodes' users to the local
 // watchers, all in one batch.
+//
+// A user that came online on another node may have missed the Mail
+// notices of what this node stored for it before it knew where the user
+// was: that node is told once more.
 func (srv *Server) clusterRemote(users []int64) {
 	now := time.Now()
+	var mail []int64
 	for _, u := range users {
 		srv.pres.co.Note(u, now)
+		if srv.po.mailedAway(u) {
+			mail = append(mail, u)
+		}
 	}
 	srv.flushPresence()
+	if len(mail) > 0 {
+		srv.cl.Mail(mail)
+	}
 }
 
 // clusterTakeover ends the local session of user, which logged in on
@@ -196,15 +232,17 @@ func (r *reloader) run() {
 func (srv *Server) reloadSocial() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// Under the lock from the read to the swap: a change made here holds
+	// it across its store write, so none falls between the two.
+	so := srv.soc
+	so.mu.Lock()
+	defer so.mu.Unlock()
 	fresh, err := loadSocial(ctx, srv.store, srv.dir)
 	if err != nil {
 		srv.log.Warn("cluster: reload friends and groups", "err", err)
 		return
 	}
-	so := srv.soc
-	so.mu.Lock()
 	so.friends, so.requests, so.blocks, so.groups, so.mine = fresh.friends, fresh.requests, fresh.blocks, fresh.groups, fresh.mine
-	so.mu.Unlock()
 }
 
 // onlineList is who is online on every node, by id.

@@ -91,6 +91,7 @@ type mailbox struct {
 	lastAck      int64 // when it last acknowledged something (unix ns)
 	watching     bool  // in postOffice.watched
 	refreshing   bool  // a merge of stored rows runs (refresh.go)
+	mailed       bool  // a node of a cluster stored messages for it while it had no session here
 	again        bool  // one more was asked meanwhile
 	watchIdx     int   // its index there; guarded by postOffice.smu
 }
@@ -1102,7 +1103,11 @@ func (po *postOffice) saved(claimed []*entry, err error) {
 			if mb.sess == nil {
 				e.gone = true
 				mb.live--
-				mb.stored++
+				if po.cluster {
+					mb.mailed = true // its node merges it; nothing here counts it
+				} else {
+					mb.stored++
+				}
 				mb.compactLocked()
 				if po.storedAway != nil && (len(away) == 0 || away[len(away)-1] != mb.user) {
 					away = append(away, mb.user)

@@ -111,3 +111,15 @@ func (po *postOffice) unsaved(user int64) int {
 	}
 	return n
 }
+
+// mailedAway reports whether messages were stored here for user while it
+// had no session here.
+func (po *postOffice) mailedAway(user int64) bool {
+	mb := po.existing(user)
+	if mb == nil {
+		return false
+	}
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	return mb.mailed && mb.sess == nil
+}

@@ -24,6 +24,8 @@ type social struct {
 	blocks   map[int64]set               // user -> whom it blocks
 	groups   map[string]*group           // by groupKey
 	mine     map[int64]map[string]*group // user -> groups it is in
+
+	miss func() // a node of a cluster: reloads everything from the store (clustered.go)
 }
 
 type set map[int64]struct{}
@@ -285,8 +287,14 @@ func (so *social) group(name string) (*group, error) {
 		return nil, err
 	}
 	so.mu.RLock()
-	defer so.mu.RUnlock()
 	g := so.groups[store.GroupKey(n)]
+	so.mu.RUnlock()
+	if g == nil && so.miss != nil {
+		so.miss() // made on another node a moment ago?
+		so.mu.RLock()
+		g = so.groups[store.GroupKey(n)]
+		so.mu.RUnlock()
+	}
 	if g == nil {
 		return nil, errNoGroup
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -47,10 +49,14 @@ func (srv *Server) joinCluster() error {
 	if !ok {
 		return fmt.Errorf("--cluster needs a PostgreSQL store")
 	}
+	addr := srv.cfg.NodeAddr
+	if addr == "" {
+		addr = nodeAddr(srv.ln.Addr())
+	}
 	cl, err := cluster.Join(cluster.Config{URL: srv.cfg.Cluster, Node: srv.cfg.Node, Timeout: srv.cfg.NodeTimeout,
-		Deployment: d.Deployment(), Log: srv.log}, cluster.Hooks{
+		Deployment: d.Deployment(), Addr: addr, Log: srv.log}, cluster.Hooks{
 		Local: srv.clusterLocal, Remote: srv.clusterRemote, Takeover: srv.clusterTakeover,
-		Mail: srv.clusterMail, Changed: srv.clusterChanged,
+		Mail: srv.clusterMail, Changed: srv.clusterChanged, Offer: srv.clusterOffer,
 	})
 	if err != nil {
 		return err
@@ -287,4 +293,20 @@ func loadedProfiles(dir *directory, profiles map[int64]store.Profile) {
 			dir.update(a, func(a *account) { a.profile = p })
 		}
 	}
+}
+
+// nodeAddr is where the other nodes reach a node that listens on ln
+// (relays, offers_cluster.go): the listening address, or, listening on
+// every address, the host's name and the port.
+func nodeAddr(ln net.Addr) string {
+	host, port, err := net.SplitHostPort(ln.String())
+	if err != nil {
+		return ln.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		if name, err := os.Hostname(); err == nil {
+			host = name
+		}
+	}
+	return net.JoinHostPort(host, port)
 }

@@ -129,6 +129,16 @@ func (s *session) cmdRelay(c *protocol.Command) error {
 	case o.used[side]:
 		of.mu.Unlock()
 		return protocol.Errorf(protocol.CodeForbidden, "this side of the ticket came to the relay already")
+	case o.toNode != "":
+		// The other side is on another node: they meet there
+		// (offers_cluster.go).
+		o.used[side], o.relayed = true, true
+		node, linkBy := o.toNode, o.linkBy
+		of.mu.Unlock()
+		s.handOver(me)
+		s.srv.relays.wg.Add(1)
+		go s.srv.proxyRelay(me, node, ticket, secret, linkBy)
+		return nil
 	case o.relay == nil:
 		o.used[side] = true
 		o.relay = me

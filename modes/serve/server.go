@@ -32,6 +32,7 @@ type Config struct {
 	Cluster      string        // nats://...: a node of a cluster on the PostgreSQL Store (clustered.go); "": alone
 	Node         string        // this node's name in the cluster
 	NodeTimeout  time.Duration // a node silent this long is taken for dead
+	NodeAddr     string        // where the other nodes reach this one's client port (relays); "": from Listen
 	AddrFile     string        // where to write the real address once listening
 	Name         string        // server name in the greeting
 	HashCost     int           // bcrypt cost for new passwords

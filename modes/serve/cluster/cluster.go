@@ -30,6 +30,7 @@ type Config struct {
 	Node       string        // this node's name, unique in the deployment
 	Timeout    time.Duration // --node-timeout; 0: DefaultTimeout
 	Deployment string        // what names the shared store (database and schema): gives the prefix
+	Addr       string        // host:port where the other nodes reach this node's client port (relays)
 	Log        *slog.Logger
 }
 
@@ -51,7 +52,14 @@ type Hooks struct {
 	// Changed says that another node changed an account (kind "user",
 	// id) or the social rows (kind "social").
 	Changed func(kind string, id int64)
+	// Offer takes what another node says of a direct-link offer between
+	// its user and one here (the server's own text, at most maxOffer
+	// bytes): one call at a time, in the order sent.
+	Offer func(from string, data []byte)
 }
+
+// maxOffer bounds an offer message between nodes.
+const maxOffer = 8 << 10
 
 // remote is where a user online on another node is.
 type remote struct {
@@ -63,6 +71,7 @@ type remote struct {
 // peer is another node as its heartbeats show it.
 type peer struct {
 	inc   string    // its incarnation: a restart with the same name is a new one
+	addr  string    // where its client port is, for relays
 	last  time.Time // its last heartbeat or message
 	users map[int64]struct{}
 }
@@ -148,6 +157,7 @@ func Join(cfg Config, h Hooks) (*Cluster, error) {
 		{c.subject(cfg.Node, "snap"), c.onSnapshot},
 		{c.subject(cfg.Node, "take"), c.onTakeover},
 		{c.subject(cfg.Node, "mail"), c.onMail},
+		{c.subject(cfg.Node, "offer"), c.onOffer},
 	} {
 		sub, err := nc.Subscribe(s.subject, s.fn)
 		if err != nil {
@@ -208,7 +218,7 @@ func (c *Cluster) beat() {
 }
 
 func (c *Cluster) heartbeat() {
-	c.nc.Publish(c.prefix+".hb", fmt.Appendf(nil, "HB %s %s", c.cfg.Node, c.inc))
+	c.nc.Publish(c.prefix+".hb", fmt.Appendf(nil, "HB %s %s %s", c.cfg.Node, c.inc, c.cfg.Addr))
 }
 
 // expire drops the nodes silent for longer than the timeout.
@@ -257,7 +267,7 @@ func (c *Cluster) down(node, inc string) {
 
 // onHeartbeat: "HB <node> <inc>" or "BYE <node> <inc>".
 func (c *Cluster) onHeartbeat(m *nats.Msg) {
-	kind, node, inc, err := parseHeartbeat(m.Data)
+	kind, node, inc, addr, err := parseHeartbeat(m.Data)
 	if err != nil {
 		c.log.Warn("cluster: bad heartbeat", "err", err)
 		return
@@ -273,6 +283,11 @@ func (c *Cluster) onHeartbeat(m *nats.Msg) {
 		return
 	}
 	c.seen(node, inc)
+	c.mu.Lock()
+	if p := c.peers[node]; p != nil && p.inc == inc {
+		p.addr = addr
+	}
+	c.mu.Unlock()
 }
 
 // seen notes a sign of life of node; a node new to us (or restarted, or
@@ -551,3 +566,30 @@ func (c *Cluster) Flush() error {
 }
 
 func sortIDs(ids []int64) { sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] }) }
+
+// Addr is where node's client port is, for relays; "" when unknown.
+func (c *Cluster) Addr(node string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.peers[node]; p != nil {
+		return p.addr
+	}
+	return ""
+}
+
+// SendOffer hands node what this node says of an offer (see Hooks.Offer).
+func (c *Cluster) SendOffer(node string, data []byte) error {
+	if len(data) > maxOffer {
+		return fmt.Errorf("cluster: offer message of %d bytes (most %d)", len(data), maxOffer)
+	}
+	return c.nc.Publish(c.subject(node, "offer"), append(fmt.Appendf(nil, "OFFER %s\n", c.cfg.Node), data...))
+}
+
+func (c *Cluster) onOffer(m *nats.Msg) {
+	node, data, err := parseOffer(m.Data)
+	if err != nil {
+		c.log.Warn("cluster: bad offer message", "err", err)
+		return
+	}
+	c.hooks.Offer(node, data)
+}

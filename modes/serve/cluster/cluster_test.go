@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"qchat/modes/serve/presence"
+	"qchat/protocol"
 )
 
 // The tests that need a NATS server take it from QCHAT_TEST_NATS and skip
@@ -43,6 +44,7 @@ type fake struct {
 	taken    []int64
 	mail     []int64
 	changed  []string
+	offers   []string
 	takeWait chan struct{} // Takeover blocks until closed, when set
 }
 
@@ -93,6 +95,11 @@ func (f *fake) hooks() Hooks {
 			f.changed = append(f.changed, kind)
 			f.mu.Unlock()
 		},
+		Offer: func(from string, data []byte) {
+			f.mu.Lock()
+			f.offers = append(f.offers, from+" "+string(data))
+			f.mu.Unlock()
+		},
 	}
 }
 
@@ -104,7 +111,7 @@ func (f *fake) set(user int64, state string) {
 
 func join(t *testing.T, url, dep, node string, f *fake, timeout time.Duration) *Cluster {
 	t.Helper()
-	c, err := Join(Config{URL: url, Node: node, Timeout: timeout, Deployment: dep,
+	c, err := Join(Config{URL: url, Node: node, Timeout: timeout, Deployment: dep, Addr: "127.0.0.1:4000",
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, f.hooks())
 	if err != nil {
 		t.Fatal(err)
@@ -161,11 +168,12 @@ func TestParseRefusesBadInput(t *testing.T) {
 			t.Errorf("parseFrom(%q) took it", bad)
 		}
 	}
-	if k, n, i, err := parseHeartbeat([]byte("HB n2 0123456789abcdef")); err != nil || k != "HB" || n != "n2" || i != "0123456789abcdef" {
-		t.Fatalf("parseHeartbeat = %q %q %q %v", k, n, i, err)
+	if k, n, i, a, err := parseHeartbeat([]byte("HB n2 0123456789abcdef 10.0.0.2:4000")); err != nil || k != "HB" || n != "n2" || i != "0123456789abcdef" || a != "10.0.0.2:4000" {
+		t.Fatalf("parseHeartbeat = %q %q %q %q %v", k, n, i, a, err)
 	}
-	for _, bad := range []string{"", "HB", "HB n2", "PING n2 0123456789abcdef", "HB n2 0123456789ABCDEF", "HB n.2 0123456789abcdef", "HB n2 0123456789abcdef x"} {
-		if _, _, _, err := parseHeartbeat([]byte(bad)); !errors.Is(err, errWire) {
+	for _, bad := range []string{"", "HB", "HB n2", "HB n2 0123456789abcdef", "PING n2 0123456789abcdef", "HB n2 0123456789ABCDEF h:1",
+		"HB n.2 0123456789abcdef h:1", "HB n2 0123456789abcdef x", "BYE n2 0123456789abcdef h:1"} {
+		if _, _, _, _, err := parseHeartbeat([]byte(bad)); !errors.Is(err, errWire) {
 			t.Errorf("parseHeartbeat(%q) = %v, want a cluster message error", bad, err)
 		}
 	}
@@ -179,6 +187,14 @@ func TestParseRefusesBadInput(t *testing.T) {
 	}
 	if _, err := parseIDs([]byte("TAKE 1 2"), "TAKE", 1); !errors.Is(err, errWire) {
 		t.Errorf("TAKE of two users taken")
+	}
+	if n, d, err := parseOffer([]byte("OFFER n1\n{}")); err != nil || n != "n1" || string(d) != "{}" {
+		t.Fatalf("parseOffer = %q %q %v", n, d, err)
+	}
+	for _, bad := range []string{"", "OFFER n1", "OFFER\n{}", "OFFER n* \n{}", "OFFER n1\n" + strings.Repeat("x", maxOffer+1)} {
+		if _, _, err := parseOffer([]byte(bad)); !errors.Is(err, errWire) {
+			t.Errorf("parseOffer(%q) = %v, want a cluster message error", protocol.Clip(bad, 20), err)
+		}
 	}
 	if n, k, id, err := parseChanged([]byte("CHANGED n1 user 1000")); err != nil || n != "n1" || k != "user" || id != 1000 {
 		t.Fatalf("parseChanged = %q %q %d %v", n, k, id, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 
 	"qchat/modes/serve/presence"
@@ -13,13 +14,14 @@ import (
 // What nodes say to each other, as text (a person with `nats sub
 // 'qchat.>'` can read it). Subjects under the deployment's prefix P:
 //
-//	P.hb                HB <node> <inc>     every timeout/4
+//	P.hb                HB <node> <inc> <addr>  every timeout/4 (addr: its client port)
 //	                    BYE <node> <inc>    a node that stops
 //	P.pres              FROM <node> <inc>\n + presence.AppendBatch: a node's changes
 //	P.changed           CHANGED <node> user|social <id>
 //	P.node.<node>.snap  request, answered with FROM ... and every user online there
 //	P.node.<node>.take  TAKE <user>, answered OK once the session ended and saved
 //	P.node.<node>.mail  MAIL <user> [<user>...]
+//	P.node.<node>.offer OFFER <from-node>\n + the server's own text of a direct-link offer
 //
 // <inc> is a node's incarnation: 16 hex digits drawn at start, so that a
 // node restarted under the same name is a new one.
@@ -41,17 +43,34 @@ func validInc(s string) bool {
 	return true
 }
 
-// parseHeartbeat reads "HB <node> <inc>" or "BYE <node> <inc>".
-func parseHeartbeat(data []byte) (kind, node, inc string, err error) {
+// parseHeartbeat reads "HB <node> <inc> <host:port>" or "BYE <node> <inc>".
+func parseHeartbeat(data []byte) (kind, node, inc, addr string, err error) {
 	f := bytes.Fields(data)
-	if len(f) != 3 || string(f[0]) != "HB" && string(f[0]) != "BYE" {
-		return "", "", "", fmt.Errorf("%w: want HB or BYE <node> <inc>: %q", errWire, protocol.Clip(string(data), 40))
+	if len(f) < 3 || string(f[0]) == "HB" && len(f) != 4 || string(f[0]) == "BYE" && len(f) != 3 ||
+		string(f[0]) != "HB" && string(f[0]) != "BYE" {
+		return "", "", "", "", fmt.Errorf("%w: want HB <node> <inc> <addr> or BYE <node> <inc>: %q", errWire, protocol.Clip(string(data), 40))
 	}
 	node, inc = string(f[1]), string(f[2])
 	if !ValidNode(node) || !validInc(inc) {
-		return "", "", "", fmt.Errorf("%w: bad node or incarnation: %q", errWire, protocol.Clip(string(data), 40))
+		return "", "", "", "", fmt.Errorf("%w: bad node or incarnation: %q", errWire, protocol.Clip(string(data), 40))
 	}
-	return string(f[0]), node, inc, nil
+	if len(f) == 4 {
+		addr = string(f[3])
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" || len(addr) > 255 {
+			return "", "", "", "", fmt.Errorf("%w: bad node address %q", errWire, protocol.Clip(addr, 40))
+		}
+	}
+	return string(f[0]), node, inc, addr, nil
+}
+
+// parseOffer reads "OFFER <node>\n<data>".
+func parseOffer(data []byte) (node string, rest []byte, err error) {
+	head, rest, ok := bytes.Cut(data, []byte{'\n'})
+	f := bytes.Fields(head)
+	if !ok || len(f) != 2 || string(f[0]) != "OFFER" || !ValidNode(string(f[1])) || len(rest) > maxOffer {
+		return "", nil, fmt.Errorf("%w: want OFFER <node> and at most %d bytes: %q", errWire, maxOffer, protocol.Clip(string(head), 40))
+	}
+	return string(f[1]), rest, nil
 }
 
 // appendFrom appends "FROM <node> <inc>\n" and b.

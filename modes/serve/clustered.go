@@ -7,10 +7,13 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"qchat/modes/serve/cluster"
+	"qchat/modes/serve/dedupe"
 	"qchat/modes/serve/presence"
 	"qchat/modes/serve/store"
 	"qchat/protocol"
@@ -35,6 +38,12 @@ import (
 //     member's cursor passes a copy another node has not yet merged.
 //   - Accounts and social rows changed by one node are reloaded by the
 //     others (the store is cluster.Watch'ed; clusterChanged).
+//   - Client ids: each one a node records in its journal (before anyone
+//     can see its message) is published, and every node keeps the others'
+//     as a restarted server keeps its journal's (clusterSent): a sender
+//     whose node died sends again (resend=<cid>) to another node, which
+//     answers from the store or delivers again under the same msgid, as
+//     PROTOCOL.md section 6 says of a restart.
 
 // ValidNode reports whether name can name a node (--node).
 func ValidNode(name string) bool { return cluster.ValidNode(name) }
@@ -56,7 +65,7 @@ func (srv *Server) joinCluster() error {
 	cl, err := cluster.Join(cluster.Config{URL: srv.cfg.Cluster, Node: srv.cfg.Node, Timeout: srv.cfg.NodeTimeout,
 		Deployment: d.Deployment(), Addr: addr, Log: srv.log}, cluster.Hooks{
 		Local: srv.clusterLocal, Remote: srv.clusterRemote, Takeover: srv.clusterTakeover,
-		Mail: srv.clusterMail, Changed: srv.clusterChanged, Offer: srv.clusterOffer,
+		Mail: srv.clusterMail, Changed: srv.clusterChanged, Offer: srv.clusterOffer, Sent: srv.clusterSent,
 	})
 	if err != nil {
 		return err
@@ -66,6 +75,7 @@ func (srv *Server) joinCluster() error {
 	srv.soc.store = srv.store
 	srv.po.cluster = true
 	srv.po.storedAway = cl.Mail
+	srv.po.onSent = func(e dedupe.Entry) { cl.Sent(appendSentID(nil, e)) }
 	srv.reload.srv = srv
 	srv.dir.miss = srv.storedAccount
 	srv.soc.miss = srv.reloadSocial
@@ -309,4 +319,53 @@ func nodeAddr(ln net.Addr) string {
 		}
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// appendSentID appends a client id record for the other nodes:
+// "<sender> <cid> <msgid> <to> <group|-> <unix ms>".
+func appendSentID(dst []byte, e dedupe.Entry) []byte {
+	group := e.Group
+	if group == "" {
+		group = "-"
+	}
+	return fmt.Appendf(dst, "%d %s %d %d %s %d", e.Sender, e.CID, e.ID, e.To, group, e.Time.UnixMilli())
+}
+
+var errSentID = errors.New("client id record")
+
+// parseSentID reads what appendSentID wrote, refusing anything else.
+func parseSentID(data []byte) (dedupe.Entry, error) {
+	f := strings.Fields(string(data))
+	if len(f) != 6 {
+		return dedupe.Entry{}, fmt.Errorf("%w: want 6 fields, got %d", errSentID, len(f))
+	}
+	sender, ok1 := protocol.ParseID(f[0])
+	id, ok2 := protocol.ParseID(f[2])
+	to, err3 := strconv.ParseInt(f[3], 10, 64)
+	ms, err4 := strconv.ParseInt(f[5], 10, 64)
+	if !ok1 || !ok2 || err3 != nil || to < 0 || err4 != nil || !protocol.ValidTag(f[1]) || len(f[1]) > 32 {
+		return dedupe.Entry{}, fmt.Errorf("%w: bad sender, id, recipient, time or client id", errSentID)
+	}
+	e := dedupe.Entry{Sender: sender, CID: f[1], ID: id, To: to, Time: time.UnixMilli(ms)}
+	if f[4] != "-" {
+		if _, err := protocol.GroupName(f[4]); err != nil || to != 0 {
+			return dedupe.Entry{}, fmt.Errorf("%w: bad group", errSentID)
+		}
+		e.Group = f[4]
+	} else if to == 0 {
+		return dedupe.Entry{}, fmt.Errorf("%w: neither recipient nor group", errSentID)
+	}
+	return e, nil
+}
+
+// clusterSent keeps a client id another node recorded, as a restarted
+// server keeps those of its journal: a resend of it here is answered from
+// the store, or delivered again under its msgid.
+func (srv *Server) clusterSent(data []byte) {
+	e, err := parseSentID(data)
+	if err != nil {
+		srv.log.Warn("cluster: bad client id record", "err", err)
+		return
+	}
+	srv.po.loadJournal([]dedupe.Entry{e})
 }

@@ -140,7 +140,8 @@ type postOffice struct {
 	// another node, maybe).
 	cluster    bool
 	storedAway func(users []int64)
-	arch       *archiver // the history archive (archive.go); nil: history is not kept
+	onSent     func(dedupe.Entry) // hears each client id recorded in the journal
+	arch       *archiver          // the history archive (archive.go); nil: history is not kept
 
 	sent    *dedupe.Table[*sentRec] // client ids of the latest messages of each sender (resend.go)
 	journal *dedupe.Journal         // where those ids are written before anyone sees their message (nil: nowhere)

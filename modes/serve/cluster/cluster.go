@@ -56,6 +56,9 @@ type Hooks struct {
 	// its user and one here (the server's own text, at most maxOffer
 	// bytes): one call at a time, in the order sent.
 	Offer func(from string, data []byte)
+	// Sent takes a client id another node recorded (the server's own
+	// text, at most maxOffer bytes): a resend may come here.
+	Sent func(data []byte)
 }
 
 // maxOffer bounds an offer message between nodes.
@@ -158,6 +161,7 @@ func Join(cfg Config, h Hooks) (*Cluster, error) {
 		{c.subject(cfg.Node, "take"), c.onTakeover},
 		{c.subject(cfg.Node, "mail"), c.onMail},
 		{c.subject(cfg.Node, "offer"), c.onOffer},
+		{c.prefix + ".sent", c.onSent},
 	} {
 		sub, err := nc.Subscribe(s.subject, s.fn)
 		if err != nil {
@@ -592,4 +596,27 @@ func (c *Cluster) onOffer(m *nats.Msg) {
 		return
 	}
 	c.hooks.Offer(node, data)
+}
+
+// Sent tells the other nodes of a client id this node recorded, before
+// the message can be seen (see Hooks.Sent). It does not wait: NATS's
+// client writes what is published in one write per wake-up.
+func (c *Cluster) Sent(data []byte) {
+	if len(data) > maxOffer {
+		return
+	}
+	if err := c.nc.Publish(c.prefix+".sent", append(fmt.Appendf(nil, "SENT %s\n", c.cfg.Node), data...)); err != nil {
+		c.log.Warn("cluster: publish client id", "err", err)
+	}
+}
+
+func (c *Cluster) onSent(m *nats.Msg) {
+	node, data, err := parseTagged(m.Data, "SENT")
+	if err != nil {
+		c.log.Warn("cluster: bad client id", "err", err)
+		return
+	}
+	if node != c.cfg.Node {
+		c.hooks.Sent(data)
+	}
 }

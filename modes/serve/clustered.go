@@ -127,21 +127,32 @@ func (srv *Server) clusterLocal(users []int64) []presence.Change {
 }
 
 // clusterRemote hands the changes of other nodes' users to the local
-// watchers, all in one batch.
+// watchers, with the local changes of the --presence-interval, all of one
+// call in one batch.
 //
 // A user that came online on another node may have missed the Mail
 // notices of what this node stored for it before it knew where the user
 // was: that node is told once more.
 func (srv *Server) clusterRemote(users []int64) {
-	now := time.Now()
+	at := time.Now()
 	var mail []int64
+	flush, wait := false, time.Duration(0)
 	for _, u := range users {
-		srv.pres.co.Note(u, now)
+		// As notePresence, all noted before any batch is taken: the
+		// users of one call go out in one batch (a dead node's, say).
+		if n, w := srv.pres.co.Note(u, at); n || w > 0 {
+			flush, wait = n, w
+		}
 		if srv.po.mailedAway(u) {
 			mail = append(mail, u)
 		}
 	}
-	srv.flushPresence()
+	switch {
+	case flush:
+		srv.flushPresence()
+	case wait > 0:
+		time.AfterFunc(wait, srv.flushPresence)
+	}
 	if len(mail) > 0 {
 		srv.cl.Mail(mail)
 	}

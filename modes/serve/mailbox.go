@@ -88,12 +88,13 @@ type mailbox struct {
 	// round trip (RFC 6298): the smoothed time and its variation, in ns.
 	// Its ack grace is srtt + 4*rttvar, within the server's bounds (grace).
 	srtt, rttvar int64
-	lastAck      int64 // when it last acknowledged something (unix ns)
-	watching     bool  // in postOffice.watched
-	refreshing   bool  // a merge of stored rows runs (refresh.go)
-	mailed       bool  // a node of a cluster stored messages for it while it had no session here
-	again        bool  // one more was asked meanwhile
-	watchIdx     int   // its index there; guarded by postOffice.smu
+	lastAck      int64     // when it last acknowledged something (unix ns)
+	watching     bool      // in postOffice.watched
+	refreshing   bool      // a merge of stored rows runs (refresh.go)
+	mailed       bool      // a node of a cluster stored messages for it while it had no session here
+	deleting     recentIDs // stored entries acknowledged lately, whose rows may not be deleted yet (refresh.go)
+	again        bool      // one more was asked meanwhile
+	watchIdx     int       // its index there; guarded by postOffice.smu
 }
 
 // slot is an entry in a mailbox's queue, with its id at hand for the
@@ -583,6 +584,9 @@ type acked struct {
 // "delivered", and it falls off the queue.
 func (po *postOffice) ackLocked(mb *mailbox, e *entry, d *acked) {
 	e.acked, e.gone = true, true
+	if po.cluster && e.state != stLive {
+		mb.noteDeletingLocked(e.item.ID) // refresh.go: its row may still be read back
+	}
 	mb.live--
 	mb.shares.Done(e.item.Sender)
 	if e.pushed {

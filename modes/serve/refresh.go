@@ -73,6 +73,9 @@ func (po *postOffice) mergeLocked(mb *mailbox, rows []store.Item) {
 		if _, ok := slices.BinarySearchFunc(mb.queue[:inMemory], rows[i].ID, func(q slot, id int64) int { return cmp.Compare(q.id, id) }); ok {
 			continue
 		}
+		if mb.deleting.has(rows[i].ID) {
+			continue // acknowledged here; its deletion is on its way
+		}
 		e := &entry{item: &rows[i], mb: mb, state: stSaved}
 		e.line = formatItem(nil, e.item)
 		mb.queue = append(mb.queue, slot{e.item.ID, e})
@@ -122,4 +125,36 @@ func (po *postOffice) mailedAway(user int64) bool {
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
 	return mb.mailed && mb.sess == nil
+}
+
+// recentIDs remembers the last recentKept ids noted: the stored entries a
+// recipient acknowledged, whose rows a merge may still read back before
+// their deletion commits (they would come again, and make everything be
+// pushed again). Empty until a node of a cluster notes one.
+type recentIDs struct {
+	set  map[int64]struct{}
+	ring []int64
+	next int
+}
+
+const recentKept = 4096
+
+func (mb *mailbox) noteDeletingLocked(id int64) {
+	r := &mb.deleting
+	if r.set == nil {
+		r.set = make(map[int64]struct{})
+	}
+	if len(r.ring) < recentKept {
+		r.ring = append(r.ring, id)
+	} else {
+		delete(r.set, r.ring[r.next])
+		r.ring[r.next] = id
+		r.next = (r.next + 1) % recentKept
+	}
+	r.set[id] = struct{}{}
+}
+
+func (r *recentIDs) has(id int64) bool {
+	_, ok := r.set[id]
+	return ok
 }

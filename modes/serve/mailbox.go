@@ -140,7 +140,7 @@ type postOffice struct {
 	// messages were stored while they have no session here (online on
 	// another node, maybe).
 	cluster    bool
-	storedAway func(users []int64)
+	storedAway func(users []int64, items map[int64][]store.Item)
 	onSent     func(dedupe.Entry) // hears each client id recorded in the journal
 	arch       *archiver          // the history archive (archive.go); nil: history is not kept
 
@@ -1075,6 +1075,7 @@ func (po *postOffice) saved(claimed []*entry, err error) {
 	var rows []*entry // one copy of each group message stored
 	var pin unpinned
 	var away []int64 // recipients with no session here whose messages were stored
+	var awayItems map[int64][]store.Item
 	for _, e := range claimed {
 		if err == nil && e.item.GroupKey != "" && (len(rows) == 0 || rows[len(rows)-1].item.ID != e.item.ID) {
 			po.groupStored(e.item.GroupKey, e.item.ID)
@@ -1114,8 +1115,16 @@ func (po *postOffice) saved(claimed []*entry, err error) {
 					mb.stored++
 				}
 				mb.compactLocked()
-				if po.storedAway != nil && (len(away) == 0 || away[len(away)-1] != mb.user) {
-					away = append(away, mb.user)
+				if po.storedAway != nil {
+					if len(away) == 0 || away[len(away)-1] != mb.user {
+						away = append(away, mb.user)
+					}
+					if awayItems == nil {
+						awayItems = make(map[int64][]store.Item)
+					}
+					it := *e.item
+					it.Recipient = mb.user
+					awayItems[mb.user] = append(awayItems[mb.user], it)
 				}
 			} else {
 				pin.unpin(e) // it stays until its recipient acknowledges it
@@ -1128,7 +1137,7 @@ func (po *postOffice) saved(claimed []*entry, err error) {
 	}
 	if len(away) > 0 {
 		slices.Sort(away)
-		po.storedAway(slices.Compact(away))
+		po.storedAway(slices.Compact(away), awayItems)
 	}
 	for _, e := range rows {
 		po.passOwn(e.item.Sender, e.item.GroupKey, e.item.ID)

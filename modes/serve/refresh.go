@@ -158,3 +158,19 @@ func (r *recentIDs) has(id int64) bool {
 	_, ok := r.set[id]
 	return ok
 }
+
+// mergeItems merges items, committed to the store by another node, into
+// user's mailbox when it has a session here (else they wait in the store
+// for its next login).
+func (po *postOffice) mergeItems(user int64, items []store.Item) {
+	mb := po.existing(user)
+	if mb == nil || len(items) == 0 {
+		return
+	}
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if mb.sess != nil {
+		slices.SortFunc(items, func(a, b store.Item) int { return cmp.Compare(a.ID, b.ID) })
+		po.mergeLocked(mb, items)
+	}
+}

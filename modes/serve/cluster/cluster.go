@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -47,8 +48,9 @@ type Hooks struct {
 	// Takeover ends the session of user on this node because it logged in
 	// on another, and returns once what it held is in the store.
 	Takeover func(user int64)
-	// Mail says that stored messages wait for these users, online here.
-	Mail func(users []int64)
+	// Mail says that stored messages wait for these users, online here;
+	// items, when not empty, is what the sender's Mail items gave.
+	Mail func(users []int64, items []byte)
 	// Changed says that another node changed an account (kind "user",
 	// id) or the social rows (kind "social").
 	Changed func(kind string, id int64)
@@ -509,8 +511,11 @@ func (c *Cluster) onTakeover(m *nats.Msg) {
 }
 
 // Mail tells the nodes where users are online that stored messages wait
-// for them. Users on no other node are left out.
-func (c *Cluster) Mail(users []int64) {
+// for them. Users on no other node are left out. With items (may be nil),
+// each notice carries what items returns for the users of its node (the
+// server's own text, at most MaxMail bytes; nil: none), so that the node
+// need not read them back from the store.
+func (c *Cluster) Mail(users []int64, items func(users []int64) []byte) {
 	by := make(map[string][]int64)
 	c.mu.Lock()
 	for _, u := range users {
@@ -524,6 +529,11 @@ func (c *Cluster) Mail(users []int64) {
 		for _, u := range ids {
 			b = fmt.Appendf(b, " %d", u)
 		}
+		if items != nil {
+			if more := items(ids); len(more) > 0 && len(more) <= MaxMail {
+				b = append(append(b, '\n'), more...)
+			}
+		}
 		if err := c.nc.Publish(c.subject(node, "mail"), b); err != nil {
 			c.log.Warn("cluster: publish mail", "node", node, "err", err)
 		}
@@ -531,13 +541,18 @@ func (c *Cluster) Mail(users []int64) {
 }
 
 func (c *Cluster) onMail(m *nats.Msg) {
-	ids, err := parseIDs(m.Data, "MAIL", maxIDs)
-	if err != nil {
-		c.log.Warn("cluster: bad mail notice", "err", err)
+	head, items, _ := bytes.Cut(m.Data, []byte{'\n'})
+	ids, err := parseIDs(head, "MAIL", maxIDs)
+	if err != nil || len(items) > MaxMail {
+		c.log.Warn("cluster: bad mail notice", "err", err, "bytes", len(m.Data))
 		return
 	}
-	c.hooks.Mail(ids)
+	c.hooks.Mail(ids, items)
 }
+
+// MaxMail bounds the items a mail notice carries; past it, the notice
+// goes without them and the node reads the store.
+const MaxMail = 512 << 10
 
 // Changed tells the other nodes that this node changed an account (kind
 // "user") or social rows (kind "social"), already committed to the store.

@@ -85,7 +85,7 @@ func (f *fake) hooks() Hooks {
 			delete(f.local, user)
 			f.mu.Unlock()
 		},
-		Mail: func(users []int64) {
+		Mail: func(users []int64, items []byte) {
 			f.mu.Lock()
 			f.mail = append(f.mail, users...)
 			f.mu.Unlock()
@@ -349,7 +349,7 @@ func TestMailAndChanges(t *testing.T) {
 	fc.set(1001, presence.Online)
 	c.NoteLocal(1001)
 	poll(t, "a sees both", func() bool { return len(a.Online(nil)) == 2 })
-	a.Mail([]int64{1000, 1001, 4242})
+	a.Mail([]int64{1000, 1001, 4242}, nil)
 	a.Changed("social", 0)
 	poll(t, "mail and changes arrive", func() bool {
 		fb.mu.Lock()

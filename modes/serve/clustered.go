@@ -434,4 +434,41 @@ func (srv *Server) clusterSent(data []byte) {
 		return
 	}
 	srv.po.loadJournal([]dedupe.Entry{e})
+	srv.lastIDs.note(e.Sender, e.ID)
+}
+
+// lastIDs is the highest message id each sender took on another node, as
+// the client-id records tell (clusterSent).
+type lastIDs struct {
+	mu sync.Mutex
+	m  map[int64]int64
+}
+
+func (l *lastIDs) note(sender, id int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = make(map[int64]int64)
+	}
+	l.m[sender] = max(l.m[sender], id)
+}
+
+func (l *lastIDs) of(sender int64) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.m[sender]
+}
+
+// idsAbove makes the ids this node gives from now on higher than those
+// user's messages took on other nodes (idAlloc.Above), at its login.
+func (srv *Server) idsAbove(user int64) {
+	last := srv.lastIDs.of(user)
+	if last == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.po.ids.Above(ctx, last); err != nil {
+		srv.log.Warn("cluster: reserve message ids", "user", user, "err", err)
+	}
 }

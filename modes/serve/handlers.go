@@ -220,6 +220,7 @@ func (s *session) loginAs(tag string, snap account, how string) {
 		if err := s.srv.cl.Takeover(snap.id); err != nil {
 			s.srv.log.Warn("takeover", "user", snap.id, "err", err)
 		}
+		s.srv.idsAbove(snap.id)
 	}
 	// Online before the 230: a client that read it is online for everyone.
 	old := s.srv.hub.login(s)

@@ -119,6 +119,7 @@ type Server struct {
 	disco   *discovery.Responder // nil without discovery (discover.go)
 	cl      *cluster.Cluster     // nil unless a node of a cluster (clustered.go)
 	reload  reloader             // social reloads asked by other nodes (clustered.go)
+	lastIDs lastIDs              // the last ids of senders on other nodes (clustered.go)
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}

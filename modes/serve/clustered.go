@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -67,6 +68,7 @@ func (srv *Server) joinCluster() error {
 		Deployment: d.Deployment(), Addr: addr, Log: srv.log}, cluster.Hooks{
 		Local: srv.clusterLocal, Remote: srv.clusterRemote, Takeover: srv.clusterTakeover,
 		Mail: srv.clusterMail, Changed: srv.clusterChanged, Offer: srv.clusterOffer, Sent: srv.clusterSent,
+		Event: srv.clusterEvent,
 	})
 	if err != nil {
 		return err
@@ -471,4 +473,29 @@ func (srv *Server) idsAbove(user int64) {
 	if err := srv.po.ids.Above(ctx, last); err != nil {
 		srv.log.Warn("cluster: reserve message ids", "user", user, "err", err)
 	}
+}
+
+// clusterEvent hands a NUDGE or TYPING another node sent to its user, when
+// online here (and, for TYPING, with typing on). Anything else is refused.
+func (srv *Server) clusterEvent(user int64, line []byte) {
+	l, err := protocol.ParseLine(bytes.TrimSuffix(line, []byte{'\n'}))
+	if err != nil || l.Kind != "NUDGE" && l.Kind != "TYPING" {
+		srv.log.Warn("cluster: bad event line", "err", err)
+		return
+	}
+	to := srv.hub.session(user)
+	if to == nil || l.Kind == "TYPING" && !to.typingOn() {
+		return
+	}
+	to.send(line)
+}
+
+// onAnotherNode reports whether user is online on another node of the
+// cluster (never without one).
+func (srv *Server) onAnotherNode(user int64) bool {
+	if srv.cl == nil {
+		return false
+	}
+	_, _, _, ok := srv.cl.Where(user)
+	return ok
 }

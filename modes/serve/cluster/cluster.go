@@ -61,6 +61,9 @@ type Hooks struct {
 	// Sent takes a client id another node recorded (the server's own
 	// text, at most maxOffer bytes): a resend may come here.
 	Sent func(data []byte)
+	// Event hands user, online here, an event line another node sent
+	// (the server's own text: a NUDGE or TYPING).
+	Event func(user int64, line []byte)
 }
 
 // maxOffer bounds an offer message between nodes.
@@ -164,6 +167,7 @@ func Join(cfg Config, h Hooks) (*Cluster, error) {
 		{c.subject(cfg.Node, "mail"), c.onMail},
 		{c.subject(cfg.Node, "offer"), c.onOffer},
 		{c.prefix + ".sent", c.onSent},
+		{c.subject(cfg.Node, "event"), c.onEvent},
 	} {
 		sub, err := nc.Subscribe(s.subject, s.fn)
 		if err != nil {
@@ -634,4 +638,28 @@ func (c *Cluster) onSent(m *nats.Msg) {
 	if node != c.cfg.Node {
 		c.hooks.Sent(data)
 	}
+}
+
+// Event sends user, online on another node, an event line (Hooks.Event);
+// false when the user is on no other node.
+func (c *Cluster) Event(user int64, line []byte) bool {
+	node, _, _, ok := c.Where(user)
+	if !ok || len(line) > maxOffer {
+		return false
+	}
+	if err := c.nc.Publish(c.subject(node, "event"), append(fmt.Appendf(nil, "EVENT %d\n", user), line...)); err != nil {
+		c.log.Warn("cluster: publish event", "err", err)
+		return false
+	}
+	return true
+}
+
+func (c *Cluster) onEvent(m *nats.Msg) {
+	head, line, ok := bytes.Cut(m.Data, []byte{'\n'})
+	ids, err := parseIDs(head, "EVENT", 1)
+	if err != nil || !ok || len(line) > maxOffer {
+		c.log.Warn("cluster: bad event", "err", err)
+		return
+	}
+	c.hooks.Event(ids[0], line)
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -45,6 +46,7 @@ type fake struct {
 	mail     []int64
 	changed  []string
 	offers   []string
+	events   []string
 	takeWait chan struct{} // Takeover blocks until closed, when set
 }
 
@@ -93,6 +95,11 @@ func (f *fake) hooks() Hooks {
 		Changed: func(kind string, id int64) {
 			f.mu.Lock()
 			f.changed = append(f.changed, kind)
+			f.mu.Unlock()
+		},
+		Event: func(user int64, line []byte) {
+			f.mu.Lock()
+			f.events = append(f.events, fmt.Sprintf("%d %s", user, line))
 			f.mu.Unlock()
 		},
 		Offer: func(from string, data []byte) {
@@ -351,13 +358,30 @@ func TestMailAndChanges(t *testing.T) {
 	poll(t, "a sees both", func() bool { return len(a.Online(nil)) == 2 })
 	a.Mail([]int64{1000, 1001, 4242}, nil)
 	a.Changed("social", 0)
-	poll(t, "mail and changes arrive", func() bool {
+	if !a.Event(1001, []byte("NUDGE 1000 alice 2026-12-03T07:00:00.000Z\n")) || a.Event(4242, []byte("NUDGE\n")) {
+		t.Errorf("Event: true for a user online elsewhere, false for one nowhere")
+	}
+	if err := a.SendOffer("b", []byte(`{"kind":"gone"}`)); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "mail, changes, an event and an offer arrive", func() bool {
 		fb.mu.Lock()
 		defer fb.mu.Unlock()
 		fc.mu.Lock()
 		defer fc.mu.Unlock()
-		return len(fb.mail) == 1 && len(fc.mail) == 1 && len(fb.changed) == 1 && len(fc.changed) == 1
+		return len(fb.mail) == 1 && len(fc.mail) == 1 && len(fb.changed) == 1 && len(fc.changed) == 1 &&
+			len(fc.events) == 1 && len(fb.offers) == 1
 	})
+	fc.mu.Lock()
+	if fc.events[0] != "1001 NUDGE 1000 alice 2026-12-03T07:00:00.000Z\n" {
+		t.Errorf("event %q", fc.events[0])
+	}
+	fc.mu.Unlock()
+	fb.mu.Lock()
+	if fb.offers[0] != `a {"kind":"gone"}` {
+		t.Errorf("offer %q", fb.offers[0])
+	}
+	fb.mu.Unlock()
 	if err := a.Flush(); err != nil {
 		t.Fatal(err)
 	}

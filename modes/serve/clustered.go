@@ -475,11 +475,11 @@ func (srv *Server) idsAbove(user int64) {
 	}
 }
 
-// clusterEvent hands a NUDGE or TYPING another node sent to its user, when
+// clusterEvent hands a NUDGE, TYPING or RECEIPT another node sent to its user, when
 // online here (and, for TYPING, with typing on). Anything else is refused.
 func (srv *Server) clusterEvent(user int64, line []byte) {
 	l, err := protocol.ParseLine(bytes.TrimSuffix(line, []byte{'\n'}))
-	if err != nil || l.Kind != "NUDGE" && l.Kind != "TYPING" {
+	if err != nil || l.Kind != "NUDGE" && l.Kind != "TYPING" && l.Kind != "RECEIPT" {
 		srv.log.Warn("cluster: bad event line", "err", err)
 		return
 	}

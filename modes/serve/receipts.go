@@ -279,6 +279,9 @@ func (srv *Server) sendMark(m receipts.Mark) {
 	}
 	to := srv.hub.session(m.Sender)
 	if to == nil {
+		if srv.cl != nil && srv.cl.Event(m.Sender, srv.appendReceipt(nil, m)) {
+			return // online on another node (clustered.go)
+		}
 		srv.marks.wait.Keep(m)
 		return
 	}

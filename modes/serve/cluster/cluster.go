@@ -62,7 +62,7 @@ type Hooks struct {
 	// text, at most maxOffer bytes): a resend may come here.
 	Sent func(data []byte)
 	// Event hands user, online here, an event line another node sent
-	// (the server's own text: a NUDGE or TYPING).
+	// (the server's own text: a NUDGE, TYPING or RECEIPT).
 	Event func(user int64, line []byte)
 }
 

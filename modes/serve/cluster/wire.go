@@ -23,7 +23,7 @@ import (
 //	P.node.<node>.mail  MAIL <user> [<user>...]
 //	P.node.<node>.offer OFFER <from-node>\n + the server's own text of a direct-link offer
 //	P.sent              SENT <node>\n + the server's own text of a client id it recorded
-//	P.node.<node>.event EVENT <user>\n + an event line for that user (NUDGE, TYPING)
+//	P.node.<node>.event EVENT <user>\n + an event line for that user (NUDGE, TYPING, RECEIPT)
 //
 // <inc> is a node's incarnation: 16 hex digits drawn at start, so that a
 // node restarted under the same name is a new one.

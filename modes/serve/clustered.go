@@ -68,7 +68,7 @@ func (srv *Server) joinCluster() error {
 		Deployment: d.Deployment(), Addr: addr, Log: srv.log}, cluster.Hooks{
 		Local: srv.clusterLocal, Remote: srv.clusterRemote, Takeover: srv.clusterTakeover,
 		Mail: srv.clusterMail, Changed: srv.clusterChanged, Offer: srv.clusterOffer, Sent: srv.clusterSent,
-		Event: srv.clusterEvent,
+		Event: srv.clusterEvent, Forward: srv.clusterForward, Down: srv.po.nodeGone,
 	})
 	if err != nil {
 		return err
@@ -77,6 +77,11 @@ func (srv *Server) joinCluster() error {
 	srv.store = cl.Watch(srv.store)
 	srv.soc.store = srv.store
 	srv.po.cluster = true
+	srv.po.fw = newForwarder(cl.Forward)
+	srv.po.where = func(user int64) string {
+		node, _, _, _ := cl.Where(user)
+		return node
+	}
 	srv.po.storedAway = func(users []int64, items map[int64][]store.Item) {
 		cl.Mail(users, func(users []int64) []byte { return encodeMail(users, items) })
 	}
@@ -498,4 +503,24 @@ func (srv *Server) onAnotherNode(user int64) bool {
 	}
 	_, _, _, ok := srv.cl.Where(user)
 	return ok
+}
+
+// clusterForward takes messages another node forwards for users here, or
+// its answers for those this node forwarded (forward.go).
+func (srv *Server) clusterForward(node, kind string, data []byte) {
+	if kind == "safe" {
+		answers, err := decodeSafe(data)
+		if err != nil {
+			srv.log.Warn("cluster: bad answers", "node", node, "err", err)
+			return
+		}
+		srv.po.safeFrom(node, answers)
+		return
+	}
+	items, err := decodeForward(data)
+	if err != nil {
+		srv.log.Warn("cluster: bad forwarded messages", "node", node, "err", err)
+		return
+	}
+	srv.po.acceptForward(node, items)
 }

@@ -2,11 +2,19 @@ package serve
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"qchat/modes/serve/dedupe"
+	"qchat/modes/serve/store/storetest"
+	"qchat/protocol"
 )
 
 // A client id record crosses nodes as text and comes back the same; what
@@ -61,4 +69,108 @@ func TestOfferMsgCheck(t *testing.T) {
 			t.Errorf("%+v taken: %v", m, err)
 		}
 	}
+}
+
+// clusterNode starts a node of a cluster on store (a PostgreSQL URL) and
+// NATS at url, with a short node timeout.
+func clusterNode(t *testing.T, storeURL, url, node string) *Server {
+	t.Helper()
+	srv := startTestServer(t, func(c *Config) {
+		c.Data = t.TempDir()
+		c.Store, c.Cluster, c.Node, c.NodeTimeout = storeURL, url, node, 400*time.Millisecond
+		c.TLS = TLSOff
+	})
+	t.Cleanup(srv.Shutdown)
+	return srv
+}
+
+func clusterEnv(t *testing.T) (storeURL, natsURL string) {
+	t.Helper()
+	natsURL = os.Getenv("QCHAT_TEST_NATS")
+	if natsURL == "" || os.Getenv(storetest.EnvPostgres) == "" {
+		t.Skip("cluster tests skipped: set QCHAT_TEST_NATS and " + storetest.EnvPostgres)
+	}
+	s, err := storetest.NewPostgresSchema(os.Getenv(storetest.EnvPostgres))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Drop() })
+	return s.URL, natsURL
+}
+
+// A message forwarded to the node of its recipient, which dies before it
+// answers: the sender's node stores it under the id the sender was given,
+// and the recipient, logging in again, gets it once under that id.
+func TestForwardedMessageOutlivesItsNode(t *testing.T) {
+	storeURL, url := clusterEnv(t)
+	a := clusterNode(t, storeURL, url, "a")
+	alice := dial(t, a, "alice")
+	register(alice, "alice", "pw")
+	alice.login("alice", "pw")
+	bobC := dial(t, a, "bob")
+	bob := register(bobC, "bob", "pw")
+	bobC.want("QUIT", protocol.CodeBye)
+
+	// a ghost node, as NATS shows it: heartbeats and bob online on it
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	prefix := a.cl.Prefix()
+	var fwd atomic.Int32
+	sub, err := nc.Subscribe(prefix+".node.ghost.fwd", func(*nats.Msg) { fwd.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	const inc = "00000000000000aa"
+	beat := func() { nc.Publish(prefix+".hb", []byte("HB ghost "+inc+" 127.0.0.1:1")) }
+	stop := make(chan struct{})
+	beating := make(chan struct{})
+	go func() { // alive until the message is forwarded to it
+		defer close(beating)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			beat()
+			select {
+			case <-tick.C:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	nc.Publish(prefix+".pres", []byte(fmt.Sprintf("FROM ghost %s\nBATCH 0 1\nPRESENCE %d bob online\n", inc, bob)))
+	nc.Flush()
+	deadline := time.Now().Add(5 * time.Second)
+	for !a.onAnotherNode(bob) {
+		if time.Now().After(deadline) {
+			t.Fatal("node a never saw bob on the ghost node")
+		}
+		time.Sleep(20 * time.Millisecond) // polling, not waiting blind
+	}
+
+	// alice's message goes to the ghost, which never answers, then stops
+	alice.send("@m1 MSG bob across")
+	deadline = time.Now().Add(5 * time.Second)
+	for fwd.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing was forwarded to the ghost node")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop) // SIGKILL, as NATS sees it
+	<-beating
+	l := alice.waitFor("the answer", func(l protocol.Line) bool { return l.Tag == "m1" })
+	id := sent(t, l, "stored", bob) // once the ghost was taken for dead
+
+	bobC = dial(t, a, "bob")
+	bobC.login("bob", "pw")
+	m := bobC.nextMsg()
+	if m.id != id || m.text != "across" {
+		t.Fatalf("bob got %+v, want message %d 'across'", m, id)
+	}
+	bobC.send("ACK " + strconv.FormatInt(id, 10))
+	bobC.quiet()
 }

@@ -68,6 +68,8 @@ type entry struct {
 	rec    *sentRec // what a resend finds, for a message sent with a client id
 	read   uint8    // a READ named it before its ACK: readRides or readNoted (receipts.go)
 	wait   *onHold  // its answer waits for the history archive too (archive.go); nil without one
+	node   string   // a cluster's (forward.go): forwarded to this node, or, origin, forwarded from it; "" once answered
+	origin bool     // the sender is on node: the answer goes there
 }
 
 type mailbox struct {
@@ -141,8 +143,10 @@ type postOffice struct {
 	// another node, maybe).
 	cluster    bool
 	storedAway func(users []int64, items map[int64][]store.Item)
-	onSent     func(dedupe.Entry) // hears each client id recorded in the journal
-	arch       *archiver          // the history archive (archive.go); nil: history is not kept
+	fw         *forwarder              // live delivery to other nodes (forward.go); nil: none
+	where      func(user int64) string // the node where user is online, "" for none or this one
+	onSent     func(dedupe.Entry)      // hears each client id recorded in the journal
+	arch       *archiver               // the history archive (archive.go); nil: history is not kept
 
 	sent    *dedupe.Table[*sentRec] // client ids of the latest messages of each sender (resend.go)
 	journal *dedupe.Journal         // where those ids are written before anyone sees their message (nil: nowhere)
@@ -238,7 +242,7 @@ func (po *postOffice) postID(s *session, tag string, to int64, text, cid string)
 		po.journalAppend(dedupe.Entry{Sender: s.user, CID: cid, ID: id, To: to, Time: e.item.Time}) // before the push below
 	}
 	po.enqueueLocked(mb, e)
-	if mb.sess == nil {
+	if mb.sess == nil && !po.forwardLocked(mb, e) {
 		po.queueSave(e)
 	}
 	mb.pumpLocked(po)
@@ -430,7 +434,7 @@ func (po *postOffice) postGroupID(s *session, tag, group string, to []int64, tex
 			e.item.Recipient, e.item.GroupKey = mb.user, ""
 		}
 		po.enqueueLocked(mb, e)
-		if mb.sess == nil {
+		if mb.sess == nil && !po.forwardLocked(mb, e) {
 			now = append(now, e)
 		}
 		mb.mu.Unlock()
@@ -703,6 +707,13 @@ func (mb *mailbox) compactLocked() {
 // private message's "delivered" may carry a receipt mark: "shown" or
 // "read" (receiptLocked), else mark is "".
 func (po *postOffice) tellSender(e *entry, how, mark string) {
+	if e.origin { // forwarded from another node: the answer goes there (forward.go)
+		if e.node != "" {
+			po.fw.answer(e.node, safeItem{Recipient: e.mb.user, ID: e.item.ID, How: how, Mark: mark})
+			e.node = ""
+		}
+		return
+	}
 	if e.fan != nil {
 		e.fan.done(how)
 		e.fan = nil

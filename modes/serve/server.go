@@ -359,6 +359,9 @@ func (srv *Server) sweep() {
 			lastForget = now
 		}
 		srv.offers.expire(now, srv.cfg.OfferTimeout)
+		if srv.cl != nil {
+			srv.po.expireForwards(now.Add(-2 * srv.cfg.NodeTimeout)) // forward.go
+		}
 		srv.sweepLimits(now)
 		srv.presenceSettled(now)
 		srv.mu.Lock()
@@ -390,12 +393,13 @@ func (srv *Server) Shutdown() {
 		s.close(reasonShutdown, "server shutting down")
 	}
 	srv.wg.Wait()
-	if srv.cl != nil {
-		srv.cl.Close()
-	}
 	srv.parker.stop()
 	srv.relays.closeAll()
 	srv.po.close()
+	if srv.cl != nil {
+		srv.po.fw.stop() // the answers of the last saves go out first
+		srv.cl.Close()
+	}
 	srv.po.journal.Close()
 	if err := srv.store.Close(); err != nil {
 		srv.log.Error("close store", "err", err)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,6 +62,13 @@ type Hooks struct {
 	// Sent takes a client id another node recorded (the server's own
 	// text, at most maxOffer bytes): a resend may come here.
 	Sent func(data []byte)
+	// Forward takes what another node forwards (kind "fwd": messages for
+	// users here) or answers (kind "safe"): the server's own text, at most
+	// MaxMail bytes, one call at a time per kind, in the order sent.
+	Forward func(from, kind string, data []byte)
+	// Down says that node is gone (dead, or left): what was sent to it
+	// and not answered will not be.
+	Down func(node string)
 	// Event hands user, online here, an event line another node sent
 	// (the server's own text: a NUDGE, TYPING or RECEIPT).
 	Event func(user int64, line []byte)
@@ -168,6 +176,8 @@ func Join(cfg Config, h Hooks) (*Cluster, error) {
 		{c.subject(cfg.Node, "offer"), c.onOffer},
 		{c.prefix + ".sent", c.onSent},
 		{c.subject(cfg.Node, "event"), c.onEvent},
+		{c.subject(cfg.Node, "fwd"), c.onForward},
+		{c.subject(cfg.Node, "safe"), c.onForward},
 	} {
 		sub, err := nc.Subscribe(s.subject, s.fn)
 		if err != nil {
@@ -268,6 +278,9 @@ func (c *Cluster) down(node, inc string) {
 		c.log.Warn("cluster: node silent, taken for dead", "node", node, "users", len(gone))
 	} else {
 		c.log.Info("cluster: node left", "node", node, "users", len(gone))
+	}
+	if c.hooks.Down != nil {
+		c.hooks.Down(node)
 	}
 	if len(gone) > 0 {
 		sortIDs(gone)
@@ -630,7 +643,7 @@ func (c *Cluster) Sent(data []byte) {
 }
 
 func (c *Cluster) onSent(m *nats.Msg) {
-	node, data, err := parseTagged(m.Data, "SENT")
+	node, data, err := parseTagged(m.Data, "SENT", maxOffer)
 	if err != nil {
 		c.log.Warn("cluster: bad client id", "err", err)
 		return
@@ -662,4 +675,29 @@ func (c *Cluster) onEvent(m *nats.Msg) {
 		return
 	}
 	c.hooks.Event(ids[0], line)
+}
+
+// Forward sends node what this node forwards or answers (Hooks.Forward);
+// kind is "fwd" or "safe".
+func (c *Cluster) Forward(node, kind string, data []byte) {
+	if len(data) > MaxMail || kind != "fwd" && kind != "safe" {
+		c.log.Warn("cluster: forward too big", "node", node, "bytes", len(data))
+		return
+	}
+	if err := c.nc.Publish(c.subject(node, kind), append(fmt.Appendf(nil, "FWD %s\n", c.cfg.Node), data...)); err != nil {
+		c.log.Warn("cluster: publish forward", "node", node, "err", err)
+	}
+}
+
+func (c *Cluster) onForward(m *nats.Msg) {
+	node, data, err := parseTagged(m.Data, "FWD", MaxMail)
+	if err != nil {
+		c.log.Warn("cluster: bad forward", "err", err)
+		return
+	}
+	kind := "fwd"
+	if strings.HasSuffix(m.Subject, ".safe") {
+		kind = "safe"
+	}
+	c.hooks.Forward(node, kind, data)
 }

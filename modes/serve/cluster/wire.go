@@ -24,6 +24,8 @@ import (
 //	P.node.<node>.offer OFFER <from-node>\n + the server's own text of a direct-link offer
 //	P.sent              SENT <node>\n + the server's own text of a client id it recorded
 //	P.node.<node>.event EVENT <user>\n + an event line for that user (NUDGE, TYPING, RECEIPT)
+//	P.node.<node>.fwd   FWD <from-node>\n + messages for users on node (the server's JSON)
+//	P.node.<node>.safe  FWD <from-node>\n + answers for messages node forwarded (the server's JSON)
 //
 // <inc> is a node's incarnation: 16 hex digits drawn at start, so that a
 // node restarted under the same name is a new one.
@@ -67,15 +69,15 @@ func parseHeartbeat(data []byte) (kind, node, inc, addr string, err error) {
 
 // parseOffer reads "OFFER <node>\n<data>".
 func parseOffer(data []byte) (node string, rest []byte, err error) {
-	return parseTagged(data, "OFFER")
+	return parseTagged(data, "OFFER", maxOffer)
 }
 
-// parseTagged reads "<verb> <node>\n<data>", data at most maxOffer bytes.
-func parseTagged(data []byte, verb string) (node string, rest []byte, err error) {
+// parseTagged reads "<verb> <node>\n<data>", data at most most bytes.
+func parseTagged(data []byte, verb string, most int) (node string, rest []byte, err error) {
 	head, rest, ok := bytes.Cut(data, []byte{'\n'})
 	f := bytes.Fields(head)
-	if !ok || len(f) != 2 || string(f[0]) != verb || !ValidNode(string(f[1])) || len(rest) > maxOffer {
-		return "", nil, fmt.Errorf("%w: want %s <node> and at most %d bytes: %q", errWire, verb, maxOffer, protocol.Clip(string(head), 40))
+	if !ok || len(f) != 2 || string(f[0]) != verb || !ValidNode(string(f[1])) || len(rest) > most {
+		return "", nil, fmt.Errorf("%w: want %s <node> and at most %d bytes: %q", errWire, verb, most, protocol.Clip(string(head), 40))
 	}
 	return string(f[1]), rest, nil
 }

@@ -31,13 +31,15 @@ import (
 //   - A login of a user online on another node asks that node to end its
 //     session and store what it held before this node reads the inbox
 //     (Takeover, clusterTakeover): one server's double-login policy.
-//   - Messages: a recipient on another node has no session here, so its
-//     message is stored at once (PostgreSQL, group commit), the sender
-//     hears "stored", and the recipient's node is told (Mail) and merges
-//     its inbox into the live mailbox (postOffice.refresh). One message, one
-//     id, one row: nothing to deliver twice after a node dies. A group's
-//     copies are stored per recipient in a cluster (postGroupID), so that no
-//     member's cursor passes a copy another node has not yet merged.
+//   - Messages: a recipient on another node has no session here; its
+//     message takes its id here and is forwarded live to that node
+//     (forward.go), which answers once it is acknowledged or stored; if
+//     that node dies first, it is stored here under the same id. What is
+//     stored for a user online elsewhere (a recipient that moved, a
+//     REQUEST or NOTICE) is told to its node with the rows (Mail), which
+//     merges them into the live mailbox (refresh.go). A group's copies are
+//     stored per recipient in a cluster (postGroupID), so that no member's
+//     cursor passes a copy another node has not yet merged.
 //   - Accounts and social rows changed by one node are reloaded by the
 //     others (the store is cluster.Watch'ed; clusterChanged).
 //   - Client ids: each one a node records in its journal (before anyone

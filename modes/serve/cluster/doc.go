@@ -13,12 +13,15 @@
 //   - the requests between nodes: "let go of this user" (a login on
 //     another node takes over, as one server's double-login policy says),
 //     "mail waits for these users" (something was stored for a user online
-//     on another node: that node reads its inbox again), and "this account
-//     or the social rows changed" (the other nodes reload them).
+//     on another node: that node merges it), "this account or the social
+//     rows changed" (the other nodes reload them), client ids, events
+//     (nudges, typing, receipts), direct-link offers, and the messages a
+//     node forwards to the recipient's node with their answers (Forward).
 //
-// Messages themselves never cross NATS: what must last is in PostgreSQL
-// before a sender hears "sent", and the node that holds the recipient is
-// told to read it (Mail). See modes/serve/SCALING.md for what that costs.
+// It carries what the server hands it and checks the form of what it
+// reads; what the bytes mean (and what must be in PostgreSQL before a
+// sender hears "sent") is the server's. See modes/serve/SCALING.md for
+// what it costs.
 //
 // It must not know sessions, sockets, mailboxes or the store's tables: the
 // server hands it hooks (Hooks) and asks it questions (Where, Online).

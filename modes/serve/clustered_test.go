@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -173,4 +174,54 @@ func TestForwardedMessageOutlivesItsNode(t *testing.T) {
 	}
 	bobC.send("ACK " + strconv.FormatInt(id, 10))
 	bobC.quiet()
+}
+
+// FuzzClusterPayloads feeds what the server reads from other nodes (JSON
+// of forwarded messages, answers, mail items and offers, and client-id
+// records) with the same bytes: none may panic or take what no node
+// writes.
+func FuzzClusterPayloads(f *testing.F) {
+	for _, s := range []string{
+		`[{"Recipient":1001,"ID":812,"Kind":"MSG","Sender":1000,"Nick":"alice","Time":"2026-12-03T07:00:00Z","Body":"hi","CID":"k.1","GroupKey":""}]`,
+		`[{"to":1001,"id":812,"how":"delivered","mark":"shown"}]`,
+		`{"kind":"offer","ticket":"aaaaaaaaaaaaaaaaaaaaaaaaaa","from":1000,"to":1001,"purpose":"chat","key":"SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","remote":"127.0.0.1:1"}`,
+		"1000 k3f9.1 812 1001 - 1764748800123",
+		"1000 k 812 0 #team 1",
+		`[{"Recipient":-1}]`, `null`, `[`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if items, err := decodeForward(data); err == nil {
+			for _, it := range items {
+				if it.Recipient <= 0 || it.ID <= 0 || it.Kind != "MSG" && it.Kind != "GMSG" {
+					t.Fatalf("decodeForward took %+v", it)
+				}
+			}
+		}
+		if answers, err := decodeSafe(data); err == nil {
+			for _, a := range answers {
+				if a.ID <= 0 || a.How != "delivered" && a.How != "stored" && a.How != "failed" {
+					t.Fatalf("decodeSafe took %+v", a)
+				}
+			}
+		}
+		if byUser, err := decodeMail([]int64{1001}, data); err == nil {
+			for u := range byUser {
+				if u != 1001 {
+					t.Fatalf("decodeMail took an item for %d", u)
+				}
+			}
+		}
+		var m offerMsg
+		if json.Unmarshal(data, &m) == nil && m.check() == nil && len(m.Ticket) != 26 {
+			t.Fatalf("offerMsg.check took %+v", m)
+		}
+		if e, err := parseSentID(data); err == nil {
+			again, err := parseSentID(appendSentID(nil, e))
+			if err != nil || again != e {
+				t.Fatalf("parseSentID(%q) = %+v, but not again: %+v %v", data, e, again, err)
+			}
+		}
+	})
 }

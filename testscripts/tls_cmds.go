@@ -36,6 +36,8 @@ func condition(cond string) (bool, error) {
 		return netnsUsable() == "", nil // lan_cmds_test.go
 	case "postgres":
 		return havePostgres(), nil // store_cmds_test.go
+	case "nats":
+		return haveNats(), nil // cluster_cmds.go
 	}
 	return false, errors.New("unknown condition " + cond)
 }

@@ -109,6 +109,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to listen on (port 0 picks a free port)")
 	fs.StringVar(&cfg.Data, "data", cfg.Data, "data folder: the SQLite database, the lock, the server's TLS key and the client-id journal")
 	fs.StringVar(&cfg.Store, "store", os.Getenv("QCHAT_STORE"), "where accounts, groups and waiting messages are kept: sqlite (qchat.db in --data) or postgres://USER@HOST:PORT/DB (default $QCHAT_STORE, else sqlite)")
+	fs.StringVar(&cfg.Cluster, "cluster", os.Getenv("QCHAT_CLUSTER"), "join the other nodes on the same PostgreSQL --store through NATS at this URL (nats://HOST:4222; default $QCHAT_CLUSTER): presence, takeovers and waiting messages cross between nodes")
+	fs.StringVar(&cfg.Node, "node", cfg.Node, "this node's name in the cluster (1-64 of A-Z a-z 0-9 _ -; unique per deployment)")
+	fs.StringVar(&cfg.NodeAddr, "node-addr", "", "HOST:PORT where the other nodes reach this node's --listen port, to relay direct links between users on different nodes (default: the listening address, or the host name and port when listening on all addresses)")
+	fs.DurationVar(&cfg.NodeTimeout, "node-timeout", cfg.NodeTimeout, "a node silent this long is taken for dead by the others: its users go offline and may log in elsewhere")
 	fs.StringVar(&cfg.AddrFile, "addr-file", "", "write the real listening address to this file once ready")
 	fs.StringVar(&cfg.Name, "name", cfg.Name, "server name shown in the greeting and used by clients to file history")
 	fs.IntVar(&cfg.HashCost, "hash-cost", cfg.HashCost, "bcrypt cost of new password hashes (4-31)")
@@ -152,6 +156,20 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		}
 		if fs.Changed("sync") {
 			fmt.Fprintln(stderr, "qchat serve: --sync is SQLite's; PostgreSQL's durability is its own synchronous_commit")
+			return exitUsage
+		}
+	}
+	if cfg.Cluster != "" {
+		if !serve.IsPostgresURL(cfg.Store) {
+			fmt.Fprintln(stderr, "qchat serve: --cluster needs --store postgres://...: the nodes share one database")
+			return exitUsage
+		}
+		if !serve.ValidNode(cfg.Node) {
+			fmt.Fprintf(stderr, "qchat serve: --node %q: want 1 to 64 of A-Z a-z 0-9 _ -\n", cfg.Node)
+			return exitUsage
+		}
+		if cfg.NodeTimeout < 100*time.Millisecond {
+			fmt.Fprintln(stderr, "qchat serve: --node-timeout must be at least 100ms")
 			return exitUsage
 		}
 	}

@@ -58,6 +58,9 @@ func newPresenceFanout(every time.Duration, start time.Time) *presenceFanout {
 // with the next batch: at once on this goroutine when nothing went out for
 // an interval, else from a timer when the interval is over.
 func (srv *Server) notePresence(user int64) {
+	if srv.cl != nil {
+		srv.cl.NoteLocal(user) // the other nodes hear it in the cluster's next batch
+	}
 	now, wait := srv.pres.co.Note(user, time.Now())
 	switch {
 	case now:

@@ -37,6 +37,11 @@ type directory struct {
 	byNick  map[string]*account
 	byLook  map[string][]*account
 	claimed map[string]bool // keys of names being registered or taken (claim)
+
+	// miss, when set (a node of a cluster), reads an account the
+	// directory does not hold from the store: one made on another node
+	// a moment ago, whose notice has not come yet.
+	miss func(who string) *store.User
 }
 
 func loadDirectory(ctx context.Context, st store.Store) (*directory, error) {
@@ -170,11 +175,31 @@ func (d *directory) find(text string, limit int) []account {
 // lookup resolves "1000" or "alice" to an account, or nil.
 func (d *directory) lookup(who string) *account {
 	d.mu.RLock()
-	defer d.mu.RUnlock()
+	var a *account
 	if id, ok := protocol.ParseID(who); ok {
-		return d.byID[id]
+		a = d.byID[id]
+	} else {
+		a = d.byNick[store.NickKey(who)]
 	}
-	return d.byNick[store.NickKey(who)]
+	d.mu.RUnlock()
+	if a != nil || d.miss == nil {
+		return a
+	}
+	u := d.miss(who)
+	if u == nil {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if a = d.byID[u.ID]; a != nil { // came meanwhile
+		return a
+	}
+	if o := d.byNick[store.NickKey(u.Nick)]; o != nil {
+		return nil // renamed meanwhile: its notice will sort it out
+	}
+	a = &account{id: u.ID, nick: u.Nick, pwhash: u.PwHash, created: u.Created}
+	d.addLocked(a)
+	return a
 }
 
 func (d *directory) byId(id int64) *account {

@@ -219,6 +219,14 @@ func (s *session) loginAs(tag string, snap account, how string) {
 	s.in.Store(true)
 	s.prefs.Store(prefsOf(snap.profile.NoReceipts, snap.profile.NoTyping))
 	s.loginSucceeded()
+	if s.srv.cl != nil {
+		// Online on another node: that session ends and stores what it
+		// held before this one reads the inbox (clustered.go).
+		if err := s.srv.cl.Takeover(snap.id); err != nil {
+			s.srv.log.Warn("takeover", "user", snap.id, "err", err)
+		}
+		s.srv.idsAbove(snap.id)
+	}
 	// Online before the 230: a client that read it is online for everyone.
 	old := s.srv.hub.login(s)
 	if old != nil {
@@ -260,7 +268,7 @@ func (s *session) cmdList(c *protocol.Command) error {
 		}
 	}
 	version := s.srv.pres.log.Version() // before the list: changes after it come again, none are missed
-	online := s.srv.hub.list()
+	online := s.srv.onlineList()
 	lines := make([]string, 0, len(online))
 	for _, o := range online {
 		if !s.srv.seesPresence(me, o.user) {

@@ -25,6 +25,9 @@ import (
 // text when away and it has one, else the profile's status line.
 func (srv *Server) presence(a *account) (state, text string) {
 	state, text = srv.hub.state(a.id)
+	if state == "offline" {
+		state, text = srv.remoteState(a.id) // on another node of the cluster
+	}
 	if text == "" && state != "offline" {
 		text = srv.dir.snapshot(a).profile.Status
 	}
@@ -318,14 +321,20 @@ func (s *session) cmdNudge(c *protocol.Command) error {
 		return protocol.Errorf(protocol.CodeSyntax, "you cannot nudge yourself")
 	}
 	to := s.srv.hub.session(a.id)
-	if to == nil || !s.srv.seesPresence(me, a.id) {
+	remote := to == nil && s.srv.onAnotherNode(a.id) // clustered.go
+	if to == nil && !remote || !s.srv.seesPresence(me, a.id) {
 		return protocol.Errorf(protocol.CodeOffline, "%d is not online", a.id)
 	}
 	if !s.srv.nudge.allow(me, a.id, time.Now()) {
 		return protocol.Errorf(protocol.CodeRateLimit, "nudge %d at most once every %s", a.id, s.srv.cfg.NudgeEvery)
 	}
 	if !s.srv.soc.blocked(a.id, me) {
-		to.send(protocol.AppendEvent(nil, "NUDGE", idStr(me), s.nickname(), protocol.FormatTime(time.Now())))
+		line := protocol.AppendEvent(nil, "NUDGE", idStr(me), s.nickname(), protocol.FormatTime(time.Now()))
+		if remote {
+			s.srv.cl.Event(a.id, line)
+		} else {
+			to.send(line)
+		}
 	}
 	s.replyf(c.Tag, protocol.CodeOK, "nudged %d", a.id)
 	return nil

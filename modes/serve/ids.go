@@ -101,3 +101,29 @@ func (a *idAlloc) reserve() {
 		time.Sleep(time.Second)
 	}
 }
+
+// Above makes every id given from now on higher than x, reserving a new
+// block (above every block reserved by any node) when the one in use is
+// not. It blocks for the reservation; never call it with a mailbox
+// locked. A node of a cluster calls it when a user logs in whose last
+// message, sent through another node, took a higher id: a sender's ids
+// keep increasing when it moves between nodes, and so does the order in
+// which its messages reach each recipient.
+func (a *idAlloc) Above(ctx context.Context, x int64) error {
+	a.mu.Lock()
+	if a.next > x {
+		a.mu.Unlock()
+		return nil
+	}
+	a.mu.Unlock()
+	lo, hi, err := a.store.ReserveIDs(ctx, idBlock)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if hi > a.hi {
+		a.next, a.hi = max(a.next, lo+1), hi
+	}
+	return nil
+}

@@ -69,6 +69,8 @@ type entry struct {
 	read   uint8    // a READ named it before its ACK: readRides or readNoted (receipts.go)
 	wait   *onHold  // its answer waits for the history archive too (archive.go); nil without one
 	hide   bool     // its recipient's presence is hidden from its sender: answered "stored", stored at once
+	node   string   // a cluster's (forward.go): forwarded to this node, or, origin, forwarded from it; "" once answered
+	origin bool     // the sender is on node: the answer goes there
 }
 
 type mailbox struct {
@@ -89,9 +91,13 @@ type mailbox struct {
 	// round trip (RFC 6298): the smoothed time and its variation, in ns.
 	// Its ack grace is srtt + 4*rttvar, within the server's bounds (grace).
 	srtt, rttvar int64
-	lastAck      int64 // when it last acknowledged something (unix ns)
-	watching     bool  // in postOffice.watched
-	watchIdx     int   // its index there; guarded by postOffice.smu
+	lastAck      int64     // when it last acknowledged something (unix ns)
+	watching     bool      // in postOffice.watched
+	refreshing   bool      // a merge of stored rows runs (refresh.go)
+	mailed       bool      // a node of a cluster stored messages for it while it had no session here
+	deleting     recentIDs // stored entries acknowledged lately, whose rows may not be deleted yet (refresh.go)
+	again        bool      // one more was asked meanwhile
+	watchIdx     int       // its index there; guarded by postOffice.smu
 }
 
 // slot is an entry in a mailbox's queue, with its id at hand for the
@@ -134,7 +140,18 @@ type postOffice struct {
 	groupHi map[string]int64 // groups with stored messages: the highest id stored
 
 	onMarks func([]receipts.Mark) // takes the receipt marks that ACKs make (receipts.go)
-	arch    *archiver             // the history archive (archive.go); nil: history is not kept
+
+	// A node of a cluster (clustered.go): other nodes store messages for
+	// the users here too, so a login always reads the inbox; a group's
+	// copies are stored per member; storedAway hears of the users whose
+	// messages were stored while they have no session here (online on
+	// another node, maybe).
+	cluster    bool
+	storedAway func(users []int64, items map[int64][]store.Item)
+	fw         *forwarder              // live delivery to other nodes (forward.go); nil: none
+	where      func(user int64) string // the node where user is online, "" for none or this one
+	onSent     func(dedupe.Entry)      // hears each client id recorded in the journal
+	arch       *archiver               // the history archive (archive.go); nil: history is not kept
 
 	sent    *dedupe.Table[*sentRec] // client ids of the latest messages of each sender (resend.go)
 	journal *dedupe.Journal         // where those ids are written before anyone sees their message (nil: nowhere)
@@ -231,7 +248,9 @@ func (po *postOffice) postID(s *session, tag string, to int64, text, cid string)
 	}
 	e.hide = po.hidden != nil && po.hidden(s.user, to)
 	po.enqueueLocked(mb, e)
-	if mb.sess == nil || e.hide { // hidden: as for one offline, so that neither the answer nor its time tells
+	// Hidden: as for one offline, so that neither the answer nor its time
+	// tells. On another node (a cluster's): forwarded there.
+	if e.hide || mb.sess == nil && !po.forwardLocked(mb, e) {
 		po.queueSave(e)
 	}
 	mb.pumpLocked(po)
@@ -424,8 +443,15 @@ func (po *postOffice) postGroupID(s *session, tag, group string, to []int64, tex
 	for _, mb := range boxes {
 		e := s.newEntry()
 		e.item, e.line, e.mb, e.fan = item, line, mb, f
+		if po.cluster {
+			// A copy of its own, stored as the member's own row
+			// (clustered.go): acknowledged, it is deleted, no cursor moves.
+			e.item = s.newItem()
+			*e.item = *item
+			e.item.Recipient, e.item.GroupKey = mb.user, ""
+		}
 		po.enqueueLocked(mb, e)
-		if mb.sess == nil {
+		if mb.sess == nil && !po.forwardLocked(mb, e) {
 			now = append(now, e)
 		}
 		mb.mu.Unlock()
@@ -579,6 +605,9 @@ type acked struct {
 // "delivered", and it falls off the queue.
 func (po *postOffice) ackLocked(mb *mailbox, e *entry, d *acked) {
 	e.acked, e.gone = true, true
+	if po.cluster && e.state != stLive {
+		mb.noteDeletingLocked(e.item.ID) // refresh.go: its row may still be read back
+	}
 	mb.live--
 	mb.shares.Done(e.item.Sender)
 	if e.pushed {
@@ -695,6 +724,13 @@ func (mb *mailbox) compactLocked() {
 // private message's "delivered" may carry a receipt mark: "shown" or
 // "read" (receiptLocked), else mark is "".
 func (po *postOffice) tellSender(e *entry, how, mark string) {
+	if e.origin { // forwarded from another node: the answer goes there (forward.go)
+		if e.node != "" {
+			po.fw.answer(e.node, safeItem{Recipient: e.mb.user, ID: e.item.ID, How: how, Mark: mark})
+			e.node = ""
+		}
+		return
+	}
 	if e.fan != nil {
 		e.fan.done(how)
 		e.fan = nil
@@ -732,7 +768,7 @@ func (po *postOffice) attach(ctx context.Context, s *session) (old *session) {
 		mb.resetPushedLocked()
 	}
 	mb.sess, mb.syncing = s, true
-	load := mb.stored > 0
+	load := mb.stored > 0 || po.cluster
 	mb.mu.Unlock()
 
 	var rows []store.Item
@@ -1069,6 +1105,8 @@ func (po *postOffice) saved(claimed []*entry, err error) {
 	kept := make(map[int64][]store.SentID)
 	var rows []*entry // one copy of each group message stored
 	var pin unpinned
+	var away []int64 // recipients with no session here whose messages were stored
+	var awayItems map[int64][]store.Item
 	for _, e := range claimed {
 		if err == nil && e.item.GroupKey != "" && (len(rows) == 0 || rows[len(rows)-1].item.ID != e.item.ID) {
 			po.groupStored(e.item.GroupKey, e.item.ID)
@@ -1102,8 +1140,23 @@ func (po *postOffice) saved(claimed []*entry, err error) {
 			if mb.sess == nil {
 				e.gone = true
 				mb.live--
-				mb.stored++
+				if po.cluster {
+					mb.mailed = true // its node merges it; nothing here counts it
+				} else {
+					mb.stored++
+				}
 				mb.compactLocked()
+				if po.storedAway != nil {
+					if len(away) == 0 || away[len(away)-1] != mb.user {
+						away = append(away, mb.user)
+					}
+					if awayItems == nil {
+						awayItems = make(map[int64][]store.Item)
+					}
+					it := *e.item
+					it.Recipient = mb.user
+					awayItems[mb.user] = append(awayItems[mb.user], it)
+				}
 			} else {
 				pin.unpin(e) // it stays until its recipient acknowledges it
 			}
@@ -1112,6 +1165,10 @@ func (po *postOffice) saved(claimed []*entry, err error) {
 	}
 	for user, ids := range dels {
 		po.store.DeleteInbox(user, ids, kept[user]...)
+	}
+	if len(away) > 0 {
+		slices.Sort(away)
+		po.storedAway(slices.Compact(away), awayItems)
 	}
 	for _, e := range rows {
 		po.passOwn(e.item.Sender, e.item.GroupKey, e.item.ID)

@@ -51,6 +51,13 @@ type offer struct {
 	used     [2]bool    // a side came to RELAY: its slot is taken for good
 	relay    *relayHalf // the first side waiting in RELAY
 	relayed  bool       // both sides met in RELAY: the ticket is used
+
+	// Between nodes of a cluster (offers_cluster.go): the target's node
+	// (from is this node's session, to is nil), or the offerer's (to is
+	// this node's session, from is nil, and its nickname, endpoint and
+	// further endpoints are here).
+	toNode, fromNode              string
+	fromNick, fromRemote, fromEps string
 }
 
 // The two sides of an offer.
@@ -148,11 +155,15 @@ func (s *session) offer(c *protocol.Command, purpose, summary string) error {
 		return protocol.Errorf(protocol.CodeSyntax, "a direct link to yourself? no")
 	}
 	to := s.srv.hub.session(a.id)
-	if to == nil || !s.srv.seesPresence(me, a.id) { // friends mode: a non-friend looks offline
+	toNode := ""
+	if to == nil && s.srv.cl != nil {
+		toNode, _, _, _ = s.srv.cl.Where(a.id) // on another node (offers_cluster.go)
+	}
+	if to == nil && toNode == "" || !s.srv.seesPresence(me, a.id) { // friends mode: a non-friend looks offline
 		return protocol.Errorf(protocol.CodeOffline, "%d is not online", a.id)
 	}
 	if s.srv.soc.blocked(a.id, me) {
-		to = nil // dropped without telling: it will time out like any unanswered offer
+		to, toNode = nil, "" // dropped without telling: it will time out like any unanswered offer
 	}
 	of := s.srv.offers
 	of.mu.Lock()
@@ -162,7 +173,7 @@ func (s *session) offer(c *protocol.Command, purpose, summary string) error {
 		return errNoLinkKey
 	}
 	o := &offer{ticket: newTicket(), purpose: purpose, from: s, to: to, fromID: me, toID: a.id, tag: c.Tag,
-		summary: summary, answerBy: time.Now().Add(s.srv.cfg.OfferTimeout)}
+		summary: summary, answerBy: time.Now().Add(s.srv.cfg.OfferTimeout), toNode: toNode}
 	o.keys[sideFrom] = key
 	n := 0
 	for _, x := range of.byTicket {
@@ -175,7 +186,12 @@ func (s *session) offer(c *protocol.Command, purpose, summary string) error {
 		return protocol.Errorf(protocol.CodeRateLimit, "%d offers already wait for an answer", n)
 	}
 	of.byTicket[o.ticket] = o
+	eps := of.moreEndpoints(s)
 	of.mu.Unlock()
+	if toNode != "" {
+		s.srv.sendOffer(toNode, offerMsg{Kind: "offer", Ticket: o.ticket, From: me, To: a.id, Purpose: purpose,
+			Summary: summary, Key: key, Remote: s.remote, Eps: eps})
+	}
 	if to != nil {
 		args := []string{o.ticket, idStr(me), s.nickname(), protocol.FormatTime(time.Now()), purpose}
 		if summary != "" {
@@ -193,6 +209,9 @@ func (s *session) answerOffer(c *protocol.Command, accept bool) error {
 	of := s.srv.offers
 	of.mu.Lock()
 	o := of.byTicket[ticket]
+	if o != nil && o.fromNode != "" {
+		return of.answerMirrorLocked(s, c, o, accept) // unlocks
+	}
 	if o == nil || o.to != s || o.purpose != purpose || o.state != offerPending {
 		of.mu.Unlock()
 		return protocol.Errorf(protocol.CodeSequence, "no %s offer %s waits for your answer", purpose, protocol.Clip(ticket, 30))
@@ -248,6 +267,10 @@ func (of *offers) expire(now time.Time, timeout time.Duration) {
 	}
 	of.mu.Unlock()
 	for _, o := range late {
+		if o.from == nil { // a mirror: the offerer's node answers it
+			o.to.send(protocol.AppendEvent(nil, "CANCEL", o.ticket, "timeout"))
+			continue
+		}
 		o.from.replyf(o.tag, protocol.CodeTimeout, "no answer from %d within %s", o.toID, timeout)
 		if o.to != nil {
 			o.to.send(protocol.AppendEvent(nil, "CANCEL", o.ticket, "timeout"))
@@ -271,11 +294,16 @@ func (of *offers) sessionGone(s *session) {
 	}
 	of.mu.Unlock()
 	for _, o := range gone {
-		if o.from == s {
+		switch {
+		case o.from == s && o.toNode != "":
+			s.srv.sendOffer(o.toNode, offerMsg{Kind: "cancel", Ticket: o.ticket})
+		case o.from == nil:
+			s.srv.sendOffer(o.fromNode, offerMsg{Kind: "gone", Ticket: o.ticket})
+		case o.from == s:
 			if o.to != nil {
 				o.to.send(protocol.AppendEvent(nil, "CANCEL", o.ticket, "gone"))
 			}
-		} else {
+		default:
 			o.from.replyf(o.tag, protocol.CodeOffline, "%d went offline before answering", o.toID)
 		}
 	}
@@ -297,10 +325,49 @@ func (srv *Server) pendingOffers(s *session) []string {
 	sort.Slice(mine, func(i, j int) bool { return mine[i].answerBy.Before(mine[j].answerBy) })
 	lines := make([]string, len(mine))
 	for i, o := range mine {
-		lines[i] = o.purpose + " " + idStr(o.fromID) + " " + o.from.nickname() + " " + o.ticket
+		nick := o.fromNick
+		if o.from != nil {
+			nick = o.from.nickname()
+		}
+		lines[i] = o.purpose + " " + idStr(o.fromID) + " " + nick + " " + o.ticket
 		if o.summary != "" {
 			lines[i] += " " + o.summary
 		}
 	}
 	return lines
+}
+
+// answerMirrorLocked is answerOffer for an offer from a user on another
+// node (offers_cluster.go): the offerer's node is told, and the ticket
+// made here. Called with of.mu held; unlocks it.
+func (of *offers) answerMirrorLocked(s *session, c *protocol.Command, o *offer, accept bool) error {
+	purpose := strings.ToLower(c.Args[0])
+	if o.to != s || o.purpose != purpose || o.state != offerPending {
+		of.mu.Unlock()
+		return protocol.Errorf(protocol.CodeSequence, "no %s offer %s waits for your answer", purpose, protocol.Clip(o.ticket, 30))
+	}
+	key := of.keys[s]
+	if accept && key == "" {
+		of.mu.Unlock()
+		return errNoLinkKey
+	}
+	if !accept {
+		delete(of.byTicket, o.ticket)
+		of.mu.Unlock()
+		s.srv.sendOffer(o.fromNode, offerMsg{Kind: "refused", Ticket: o.ticket})
+		s.replyf(c.Tag, protocol.CodeOK, "refused the %s from %d", purpose, o.fromID)
+		return nil
+	}
+	o.state = offerAccepted
+	o.linkBy = time.Now().Add(linkWindow)
+	o.keys[sideTo] = key
+	o.secrets = [2]string{newTicket(), newTicket()}
+	toEps := of.moreEndpoints(s)
+	of.mu.Unlock()
+	s.srv.sendOffer(o.fromNode, offerMsg{Kind: "accepted", Ticket: o.ticket, Key: key, Remote: s.remote, Eps: toEps,
+		LinkBy: o.linkBy.UnixMilli(), Secret: o.secrets[sideFrom]})
+	s.replyf(c.Tag, protocol.CodeTicket, "%s %d %s %s %s %s%s", o.ticket, o.fromID, o.fromRemote, protocol.FormatTime(o.linkBy),
+		o.keys[sideFrom], o.secrets[sideTo], o.fromEps)
+	s.srv.log.Info("offer accepted", "conn", s.id, "user", o.toID, "from", o.fromID, "node", o.fromNode, "purpose", purpose)
+	return nil
 }

@@ -148,10 +148,16 @@ func (s *session) cmdTyping(c *protocol.Command) error {
 	}
 	me := s.loggedIn()
 	to := s.srv.hub.session(a.id)
-	if to == nil || !to.typingOn() || !s.srv.seesPresence(a.id, me) || s.srv.soc.blocked(a.id, me) || s.srv.soc.blocked(me, a.id) {
+	if !s.srv.seesPresence(a.id, me) || s.srv.soc.blocked(a.id, me) || s.srv.soc.blocked(me, a.id) {
 		return nil
 	}
-	to.send(protocol.AppendEvent(nil, "TYPING", idStr(me), s.nickname(), state))
+	line := protocol.AppendEvent(nil, "TYPING", idStr(me), s.nickname(), state)
+	switch {
+	case to != nil && to.typingOn():
+		to.send(line)
+	case to == nil && s.srv.onAnotherNode(a.id):
+		s.srv.cl.Event(a.id, line) // its node checks its typing setting (clustered.go)
+	}
 	return nil
 }
 
@@ -275,6 +281,9 @@ func (srv *Server) sendMark(m receipts.Mark) {
 	}
 	to := srv.hub.session(m.Sender)
 	if to == nil {
+		if srv.cl != nil && srv.cl.Event(m.Sender, srv.appendReceipt(nil, m)) {
+			return // online on another node (clustered.go)
+		}
 		srv.marks.wait.Keep(m)
 		return
 	}

@@ -201,7 +201,9 @@ func (s *session) cmdRelay(c *protocol.Command) error {
 		of.mu.Unlock()
 		return protocol.Errorf(protocol.CodeForbidden, "this side of the ticket came to the relay already")
 	}
-	if !s.lim.exempt {
+	// A side that came through the node of its user (a cluster's
+	// proxyRelay) took its place under the caps there.
+	if proxied := side == sideFrom && o.fromNode != ""; !s.lim.exempt && !proxied {
 		user := o.fromID
 		if side == sideTo {
 			user = o.toID
@@ -216,6 +218,16 @@ func (s *session) cmdRelay(c *protocol.Command) error {
 		me.release = release
 	}
 	switch {
+	case o.toNode != "":
+		// The other side is on another node: they meet there
+		// (offers_cluster.go).
+		o.used[side], o.relayed = true, true
+		node, linkBy := o.toNode, o.linkBy
+		of.mu.Unlock()
+		s.handOver(me)
+		s.srv.relays.wg.Add(1)
+		go s.srv.proxyRelay(me, node, ticket, secret, linkBy)
+		return nil
 	case o.relay == nil:
 		o.used[side] = true
 		o.relay = me

@@ -80,6 +80,9 @@ func (po *postOffice) journalAppend(e dedupe.Entry) {
 	if err := po.journal.Append(e); err != nil {
 		po.log.Error("client ids", "err", err)
 	}
+	if po.onSent != nil {
+		po.onSent(e) // the other nodes of a cluster (clustered.go)
+	}
 }
 
 // loadJournal puts the ids of an earlier run's journal into memory.

@@ -27,6 +27,9 @@ const ioWait = 10 * time.Second
 
 func testLogger() *slog.Logger {
 	if os.Getenv("QCHAT_TEST_LOG") != "" {
+		return slog.Default()
+	}
+	if os.Getenv("QCHAT_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"qchat/modes/serve/cluster"
 	"qchat/modes/serve/dedupe"
 	"qchat/modes/serve/discovery"
 	"qchat/modes/serve/resume"
@@ -28,6 +29,10 @@ type Config struct {
 	Listen       string        // host:port; port 0 picks a free one
 	Data         string        // data folder (SQLite database, lock, TLS key, client-id journal)
 	Store        string        // "" or "sqlite": SQLite in Data; a postgres://... URL: PostgreSQL
+	Cluster      string        // nats://...: a node of a cluster on the PostgreSQL Store (clustered.go); "": alone
+	Node         string        // this node's name in the cluster
+	NodeTimeout  time.Duration // a node silent this long is taken for dead
+	NodeAddr     string        // where the other nodes reach this one's client port (relays); "": from Listen
 	AddrFile     string        // where to write the real address once listening
 	Name         string        // server name in the greeting
 	HashCost     int           // bcrypt cost for new passwords
@@ -77,7 +82,16 @@ type Config struct {
 // Defaults returns a Config with every limit at its default.
 func Defaults() Config {
 	host, _ := os.Hostname()
-	return Config{
+	node := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' {
+			return r
+		}
+		return '-'
+	}, host)
+	if len(node) > 64 {
+		node = node[:64]
+	}
+	return Config{Node: node, NodeTimeout: cluster.DefaultTimeout,
 		Listen: ":4000", Data: "qchat-data", Name: host, HashCost: 10, ResumeTTL: 7 * 24 * time.Hour, Sync: "full",
 		LoginTimeout: 30 * time.Second, PingInterval: time.Minute, PingTimeout: 30 * time.Second,
 		WriteTimeout: 10 * time.Second, MaxOutbound: 1 << 20, MaxQueue: 10000, AckGrace: 20 * time.Millisecond,
@@ -114,6 +128,9 @@ type Server struct {
 	fp      atomic.Pointer[string]
 	disco   *discovery.Responder // nil without discovery (discover.go)
 	off     *offlineSide         // nil without offline files (offline_files.go)
+	cl      *cluster.Cluster     // nil unless a node of a cluster (clustered.go)
+	reload  reloader             // social reloads asked by other nodes (clustered.go)
+	lastIDs lastIDs              // the last ids of senders on other nodes (clustered.go)
 
 	pwMu sync.Mutex // orders changes of password hashes (PASSWD, rehash.go): no I/O but the store's write
 
@@ -250,6 +267,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		tokens: tokens, marks: newMarks(cfg.ReceiptEvery), off: off}
 	po.onMarks = srv.noteMarks
 	po.hidden = func(viewer, user int64) bool { return !srv.seesPresence(viewer, user) }
+	if cfg.Cluster != "" {
+		if err := srv.joinCluster(); err != nil {
+			ln.Close()
+			po.close()
+			journal.Close()
+			return nil, err
+		}
+	}
 	srv.useTLS(keys)
 	srv.parker = newParker(cfg.Log)
 	srv.tick = min(cfg.PingInterval, cfg.PingTimeout, cfg.LoginTimeout, cfg.OfferTimeout) / 4
@@ -359,6 +384,9 @@ func (srv *Server) sweep() {
 		}
 		srv.offers.expire(now, srv.cfg.OfferTimeout)
 		srv.offlineSweep(now)
+		if srv.cl != nil {
+			srv.po.expireForwards(now.Add(-2 * srv.cfg.NodeTimeout)) // forward.go
+		}
 		srv.sweepLimits(now)
 		srv.presenceSettled(now)
 		srv.mu.Lock()
@@ -393,6 +421,10 @@ func (srv *Server) Shutdown() {
 	srv.parker.stop()
 	srv.relays.closeAll()
 	srv.po.close()
+	if srv.cl != nil {
+		srv.po.fw.stop() // the answers of the last saves go out first
+		srv.cl.Close()
+	}
 	srv.po.journal.Close()
 	if srv.tokens != nil {
 		srv.tokens.Close()

@@ -26,6 +26,8 @@ type social struct {
 	nblocks  atomic.Int64                // blocks in all: 0 spares every presence check a look at them
 	groups   map[string]*group           // by groupKey
 	mine     map[int64]map[string]*group // user -> groups it is in
+
+	miss func() // a node of a cluster: reloads everything from the store (clustered.go)
 }
 
 type set map[int64]struct{}
@@ -73,11 +75,7 @@ func loadSocial(ctx context.Context, st store.Store, dir *directory) (*social, e
 		groups:   make(map[string]*group),
 		mine:     make(map[int64]map[string]*group),
 	}
-	for id, p := range rows.Profiles {
-		if a := dir.byId(id); a != nil {
-			a.profile = p
-		}
-	}
+	loadedProfiles(dir, rows.Profiles)
 	for _, p := range rows.Friends {
 		so.link(so.friends, p.A, p.B)
 	}
@@ -310,8 +308,14 @@ func (so *social) group(name string) (*group, error) {
 		return nil, err
 	}
 	so.mu.RLock()
-	defer so.mu.RUnlock()
 	g := so.groups[store.GroupKey(n)]
+	so.mu.RUnlock()
+	if g == nil && so.miss != nil {
+		so.miss() // made on another node a moment ago?
+		so.mu.RLock()
+		g = so.groups[store.GroupKey(n)]
+		so.mu.RUnlock()
+	}
 	if g == nil {
 		return nil, errNoGroup
 	}

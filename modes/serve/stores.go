@@ -16,6 +16,11 @@ import (
 // to name it in a log line (no password).
 func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, string, error) {
 	switch {
+	case cfg.Cluster != "" && !IsPostgresURL(cfg.Store):
+		return nil, "", fmt.Errorf("--cluster needs a postgres://... store: the nodes share one database")
+	case cfg.Cluster != "":
+		st, err := postgres.OpenNode(ctx, cfg.Store, log)
+		return st, postgres.Redact(cfg.Store), err
 	case cfg.Store == "" || cfg.Store == "sqlite":
 		st, err := sqlite.Open(cfg.Data, cfg.Sync, log)
 		return st, "sqlite", err

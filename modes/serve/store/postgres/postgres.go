@@ -9,10 +9,13 @@
 //
 // Durability is the database's: a commit returns once PostgreSQL has it
 // under its own synchronous_commit (on by default: flushed to its WAL).
-// Until the server runs as a cluster, one qchat serve uses a database (a
-// schema) at a time: Open takes an advisory lock for the process's life,
-// as the SQLite store's data folder is locked, since every node keeps
-// accounts and groups in memory and would not see another's changes.
+// One qchat serve uses a database (a schema) at a time: Open takes an
+// advisory lock for the process's life, as the SQLite store's data folder
+// is locked, since a server keeps accounts and groups in memory and would
+// not see another's changes. The nodes of a cluster (serve --cluster),
+// which tell each other of their changes, share it: OpenNode takes the
+// same lock shared, so that a lone server and a cluster never meet on one
+// schema.
 package postgres
 
 import (
@@ -57,6 +60,16 @@ const (
 // URL's search_path picks a schema; pool_max_conns sizes the read pool
 // (default max(4, CPUs)).
 func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
+	return open(ctx, url, false, log)
+}
+
+// OpenNode is Open for a node of a cluster: the lock is shared with the
+// other nodes, and refused to a lone server.
+func OpenNode(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
+	return open(ctx, url, true, log)
+}
+
+func open(ctx context.Context, url string, shared bool, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -77,7 +90,7 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 		d.Close()
 		return nil, fmt.Errorf("store %s: %w", where, err)
 	}
-	if d.lockConn, err = lockStore(ctx, cfg.ConnConfig); err != nil {
+	if d.lockConn, err = lockStore(ctx, cfg.ConnConfig, shared); err != nil {
 		return fail(err)
 	}
 	wcfg := cfg.Copy()
@@ -104,7 +117,7 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*Store, error) {
 
 // lockStore opens the connection that holds the store's lock for the
 // life of the process, or says who holds it.
-func lockStore(ctx context.Context, cc *pgx.ConnConfig) (*lockConn, error) {
+func lockStore(ctx context.Context, cc *pgx.ConnConfig, shared bool) (*lockConn, error) {
 	cc = cc.Copy()
 	host, _ := os.Hostname()
 	cc.RuntimeParams["application_name"] = fmt.Sprintf("qchat serve on %s, pid %d", host, os.Getpid())
@@ -112,16 +125,20 @@ func lockStore(ctx context.Context, cc *pgx.ConnConfig) (*lockConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	var schema string
-	if err := conn.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+	var schema, db string
+	if err := conn.QueryRow(ctx, `SELECT current_schema(), current_database()`).Scan(&schema, &db); err != nil {
 		conn.Close(ctx)
 		return nil, err
 	}
 	h := fnv.New32a()
 	h.Write([]byte(schema))
 	key := int32(h.Sum32())
+	try, unlock := `SELECT pg_try_advisory_lock($1, $2)`, `SELECT pg_advisory_unlock($1, $2)`
+	if shared {
+		try, unlock = `SELECT pg_try_advisory_lock_shared($1, $2)`, `SELECT pg_advisory_unlock_shared($1, $2)`
+	}
 	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, int32(lockNode), key).Scan(&ok); err != nil {
+	if err := conn.QueryRow(ctx, try, int32(lockNode), key).Scan(&ok); err != nil {
 		conn.Close(ctx)
 		return nil, err
 	}
@@ -134,15 +151,25 @@ func lockStore(ctx context.Context, cc *pgx.ConnConfig) (*lockConn, error) {
 		if err != nil || who == "" {
 			who = "another qchat serve"
 		}
-		return nil, fmt.Errorf("schema %s is in use by %s (one server per database schema)", schema, who)
+		if shared {
+			return nil, fmt.Errorf("schema %s is in use by %s, not a cluster node (one lone server per database schema)", schema, who)
+		}
+		return nil, fmt.Errorf("schema %s is in use by %s (one server per database schema; several need --cluster)", schema, who)
 	}
-	return &lockConn{conn: conn, schemaKey: key}, nil
+	return &lockConn{conn: conn, schemaKey: key, unlock: unlock, deployment: db + "/" + schema}, nil
 }
 
 type lockConn struct {
-	conn      *pgx.Conn
-	schemaKey int32
+	conn       *pgx.Conn
+	schemaKey  int32
+	unlock     string // the statement that lets the lock go
+	deployment string // database/schema
 }
+
+// Deployment names what the store is, whoever connects to it and however:
+// its database and schema ("test/qchat_1"). The nodes of a cluster derive
+// their NATS subjects from it.
+func (st *Store) Deployment() string { return st.d.deployment }
 
 // describe names the database without its password, for logs and errors.
 func describe(cc *pgx.ConnConfig) string {
@@ -326,7 +353,7 @@ func (d *dialect) Close() error {
 		// Unlock first, and wait for it: closing alone ends the session,
 		// but its backend lets the lock go a moment later, and a store
 		// opened again at once would find it held.
-		d.conn.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, int32(lockNode), d.schemaKey)
+		d.conn.Exec(ctx, d.unlock, int32(lockNode), d.schemaKey)
 		return d.conn.Close(ctx)
 	}
 	return nil

@@ -47,6 +47,7 @@ func TestOfferMsgCheck(t *testing.T) {
 	good := []offerMsg{
 		{Kind: "offer", Ticket: ticket, From: 1000, To: 1001, Purpose: "file", Summary: "1 10 f.bin", Key: key, Remote: "127.0.0.1:5000", Eps: " 10.0.0.1:5000"},
 		{Kind: "accepted", Ticket: ticket, Key: key, Remote: "[::1]:5000", LinkBy: 1, Secret: ticket},
+		{Kind: "accepted", Ticket: ticket, Key: key, Remote: "[::1]:5000", LinkBy: 1, Secret: ticket, Eps: " port=4000 [2001:db8::1]:4000"},
 		{Kind: "refused", Ticket: ticket}, {Kind: "cancel", Ticket: ticket}, {Kind: "gone", Ticket: ticket},
 	}
 	for _, m := range good {
@@ -64,6 +65,8 @@ func TestOfferMsgCheck(t *testing.T) {
 		{Kind: "offer", Ticket: ticket, From: 0, To: 1001, Purpose: "chat", Key: key, Remote: "127.0.0.1:5000"},
 		{Kind: "accepted", Ticket: ticket, Key: key, Remote: "nowhere", LinkBy: 1, Secret: ticket},
 		{Kind: "accepted", Ticket: ticket, Key: key, Remote: "h:1", LinkBy: 1, Secret: ticket, Eps: " h:1 junk"},
+		{Kind: "accepted", Ticket: ticket, Key: key, Remote: "h:1", LinkBy: 1, Secret: ticket, Eps: " port=0"},
+		{Kind: "accepted", Ticket: ticket, Key: key, Remote: "h:1", LinkBy: 1, Secret: ticket, Eps: " h:1 port=4000"},
 	}
 	for _, m := range bad {
 		if err := m.check(); !errors.Is(err, errOfferMsg) {

@@ -32,11 +32,11 @@ func (s *session) cmdEndpoints(c *protocol.Command) error {
 	var eps []string
 	args := c.Args
 	if len(args) > 0 && strings.HasPrefix(args[0], "port=") {
-		port, err := strconv.ParseUint(strings.TrimPrefix(args[0], "port="), 10, 16)
-		if err != nil || port == 0 {
+		tok, ok := peerPortToken(args[0])
+		if !ok {
 			return protocol.Errorf(protocol.CodeSyntax, "ENDPOINTS port= takes a port (1 to 65535), not %q", protocol.Clip(args[0], 60))
 		}
-		eps = append(eps, "port="+strconv.FormatUint(port, 10))
+		eps = append(eps, tok)
 		args = args[1:]
 	}
 	if len(args) > maxEndpoints {
@@ -71,4 +71,14 @@ func (of *offers) moreEndpoints(s *session) string {
 		return ""
 	}
 	return " " + strings.Join(eps, " ")
+}
+
+// peerPortToken checks "port=<peer-port>" (1 to 65535) and writes it
+// again in its plain form.
+func peerPortToken(a string) (string, bool) {
+	port, err := strconv.ParseUint(strings.TrimPrefix(a, "port="), 10, 16)
+	if !strings.HasPrefix(a, "port=") || err != nil || port == 0 {
+		return "", false
+	}
+	return "port=" + strconv.FormatUint(port, 10), true
 }

@@ -67,8 +67,8 @@ func (m *offerMsg) check() error {
 	default:
 		return fmt.Errorf("%w: kind %q", errOfferMsg, protocol.Clip(m.Kind, 20))
 	}
-	for _, ep := range strings.Fields(m.Eps) {
-		if !addrOK(ep) {
+	for i, ep := range strings.Fields(m.Eps) {
+		if _, port := peerPortToken(ep); !addrOK(ep) && !(i == 0 && port) {
 			return fmt.Errorf("%w: bad endpoint", errOfferMsg)
 		}
 	}

@@ -172,6 +172,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "qchat serve: --node-timeout must be at least 100ms")
 			return exitUsage
 		}
+		if *offlineQuota > 0 {
+			fmt.Fprintln(stderr, "qchat serve: --offline-files and --cluster do not go together yet: a node keeps offline files in its own data folder, where a recipient who logs in on another node could not take them")
+			return exitUsage
+		}
 	}
 	ex, err := limits.ParseExempt(*exempt)
 	if err != nil {

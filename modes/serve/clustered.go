@@ -70,7 +70,7 @@ func (srv *Server) joinCluster() error {
 		Deployment: d.Deployment(), Addr: addr, Log: srv.log}, cluster.Hooks{
 		Local: srv.clusterLocal, Remote: srv.clusterRemote, Takeover: srv.clusterTakeover,
 		Mail: srv.clusterMail, Changed: srv.clusterChanged, Offer: srv.clusterOffer, Sent: srv.clusterSent,
-		Event: srv.clusterEvent, Forward: srv.clusterForward, Down: srv.po.nodeGone,
+		Event: srv.clusterEvent, Forward: srv.clusterForward, Down: srv.po.nodeGone, Stored: srv.po.hintStored,
 	})
 	if err != nil {
 		return err
@@ -88,6 +88,7 @@ func (srv *Server) joinCluster() error {
 		cl.Mail(users, func(users []int64) []byte { return encodeMail(users, items) })
 	}
 	srv.po.onSent = func(e dedupe.Entry) { cl.Sent(appendSentID(nil, e)) }
+	srv.po.storedHint = cl.Stored
 	srv.reload.srv = srv
 	srv.dir.miss = srv.storedAccount
 	srv.soc.miss = srv.reloadSocial

@@ -143,7 +143,6 @@ type postOffice struct {
 	// messages were stored while they have no session here (online on
 	// another node, maybe).
 	cluster    bool
-	storedAway func(users []int64, items map[int64][]store.Item)
 	fw         *forwarder              // live delivery to other nodes (forward.go); nil: none
 	where      func(user int64) string // the node where user is online, "" for none or this one
 	onSent     func(dedupe.Entry)      // hears each client id recorded in the journal
@@ -1092,9 +1091,7 @@ func (po *postOffice) saved(claimed []*entry, err error) {
 	kept := make(map[int64][]store.SentID)
 	var rows []*entry // one copy of each group message stored
 	var pin unpinned
-	var away []int64 // recipients with no session here whose messages were stored
 	var hint []int64 // recipients whose messages were stored, for the other nodes' next logins
-	var awayItems map[int64][]store.Item
 	for _, e := range claimed {
 		if err == nil && e.item.GroupKey != "" && (len(rows) == 0 || rows[len(rows)-1].item.ID != e.item.ID) {
 			po.groupStored(e.item.GroupKey, e.item.ID)
@@ -1137,17 +1134,7 @@ func (po *postOffice) saved(claimed []*entry, err error) {
 					mb.stored++
 				}
 				mb.compactLocked()
-				if po.storedAway != nil {
-					if len(away) == 0 || away[len(away)-1] != mb.user {
-						away = append(away, mb.user)
-					}
-					if awayItems == nil {
-						awayItems = make(map[int64][]store.Item)
-					}
-					it := *e.item
-					it.Recipient = mb.user
-					awayItems[mb.user] = append(awayItems[mb.user], it)
-				}
+				po.forwardStoredLocked(mb, e) // to its node, if online on another (forward.go)
 			} else {
 				pin.unpin(e) // it stays until its recipient acknowledges it
 			}
@@ -1156,10 +1143,6 @@ func (po *postOffice) saved(claimed []*entry, err error) {
 	}
 	for user, ids := range dels {
 		po.store.DeleteInbox(user, ids, kept[user]...)
-	}
-	if len(away) > 0 {
-		slices.Sort(away)
-		po.storedAway(slices.Compact(away), awayItems)
 	}
 	if len(hint) > 0 && po.storedHint != nil {
 		slices.Sort(hint)

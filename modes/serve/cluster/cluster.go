@@ -162,7 +162,9 @@ func Join(cfg Config, h Hooks) (*Cluster, error) {
 	nc, err := nats.Connect(cfg.URL, nats.Name("qchat serve "+cfg.Node), nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond), nats.Timeout(cfg.Timeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			c.log.Warn("cluster: lost NATS", "err", err)
+			if err != nil { // nil: this node closed it
+				c.log.Warn("cluster: lost NATS", "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) {
 			c.log.Info("cluster: NATS back")

@@ -3,7 +3,6 @@ package serve
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -70,7 +69,7 @@ func (srv *Server) joinCluster() error {
 		Deployment: d.Deployment(), Addr: addr, Log: srv.log}, cluster.Hooks{
 		Local: srv.clusterLocal, Remote: srv.clusterRemote, Takeover: srv.clusterTakeover,
 		Mail: srv.clusterMail, Changed: srv.clusterChanged, Offer: srv.clusterOffer, Sent: srv.clusterSent,
-		Event: srv.clusterEvent, Forward: srv.clusterForward, Down: srv.po.nodeGone,
+		Event: srv.clusterEvent, Forward: srv.clusterForward, Down: srv.po.nodeGone, Stored: srv.po.hintStored,
 	})
 	if err != nil {
 		return err
@@ -84,10 +83,8 @@ func (srv *Server) joinCluster() error {
 		node, _, _, _ := cl.Where(user)
 		return node
 	}
-	srv.po.storedAway = func(users []int64, items map[int64][]store.Item) {
-		cl.Mail(users, func(users []int64) []byte { return encodeMail(users, items) })
-	}
 	srv.po.onSent = func(e dedupe.Entry) { cl.Sent(appendSentID(nil, e)) }
+	srv.po.storedHint = cl.Stored
 	srv.reload.srv = srv
 	srv.dir.miss = srv.storedAccount
 	srv.soc.miss = srv.reloadSocial
@@ -192,63 +189,12 @@ func (srv *Server) clusterTakeover(user int64) {
 }
 
 // clusterMail merges what waits in the store into the mailboxes of users
-// online here: what the notice carries (committed to the store already),
-// or else what the store holds for them.
-func (srv *Server) clusterMail(users []int64, data []byte) {
-	if len(data) > 0 {
-		byUser, err := decodeMail(users, data)
-		if err == nil {
-			for u, items := range byUser {
-				srv.po.mergeItems(u, items)
-			}
-			return
-		}
-		srv.log.Warn("cluster: bad mail items; reading the store", "err", err)
-	}
+// online here (another node stored something for them before it knew they
+// were here).
+func (srv *Server) clusterMail(users []int64, _ []byte) {
 	for _, u := range users {
 		srv.po.refresh(u)
 	}
-}
-
-// encodeMail is the items of users, as JSON, for a mail notice.
-func encodeMail(users []int64, items map[int64][]store.Item) []byte {
-	var out []store.Item
-	for _, u := range users {
-		out = append(out, items[u]...)
-	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		return nil
-	}
-	return b
-}
-
-var errMail = errors.New("mail items")
-
-// decodeMail reads what encodeMail wrote for users, refusing it whole
-// when an item is not one a node stores for one of them.
-func decodeMail(users []int64, data []byte) (map[int64][]store.Item, error) {
-	var items []store.Item
-	if err := json.Unmarshal(data, &items); err != nil {
-		return nil, fmt.Errorf("%w: %v", errMail, err)
-	}
-	out := make(map[int64][]store.Item)
-	for _, u := range users {
-		out[u] = nil
-	}
-	for _, it := range items {
-		_, ok := out[it.Recipient]
-		switch {
-		case !ok:
-			return nil, fmt.Errorf("%w: an item for %d, not named", errMail, it.Recipient)
-		case it.ID <= 0 || it.Sender < 0 || it.GroupKey != "" || len(it.Body) > protocol.MaxLine || len(it.Nick) > 64 || len(it.CID) > 32:
-			return nil, fmt.Errorf("%w: bad item %d", errMail, it.ID)
-		case it.Kind != "MSG" && it.Kind != "GMSG" && it.Kind != "REQUEST" && it.Kind != "NOTICE":
-			return nil, fmt.Errorf("%w: kind %q", errMail, protocol.Clip(it.Kind, 20))
-		}
-		out[it.Recipient] = append(out[it.Recipient], it)
-	}
-	return out, nil
 }
 
 // clusterChanged takes in a change another node made: an account (kind

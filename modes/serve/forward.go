@@ -31,13 +31,27 @@ import (
 // PostgreSQL then sees a cross-node message only when it is not
 // acknowledged in time, as on one server.
 
+// The messages of one sender node for one recipient reach the
+// recipient's node in the order of their ids, whichever way they go: a
+// copy is not forwarded while an earlier message for the same recipient
+// waits here to be stored (forwardLocked), and a stored one is sent on to
+// the recipient's node on the same subject, in the same queue, as the
+// copies (forwardStoredLocked), from under the mailbox's lock.
+
+// fwdItem is a message for a user on another node: a copy to deliver and
+// answer, or (Stored) one already committed, to merge.
+type fwdItem struct {
+	store.Item
+	Stored bool `json:"stored,omitempty"`
+}
+
 // forwarder publishes the copies and answers between nodes from its own
 // goroutine, in the order queued: no NATS write under a mailbox's lock.
 type forwarder struct {
 	mu    sync.Mutex
-	fwd   map[string][]store.Item // node -> copies for it
-	safe  map[string][]safeItem   // node -> answers for it
-	order []string                // nodes with something queued, first queued first
+	fwd   map[string][]fwdItem  // node -> copies for it
+	safe  map[string][]safeItem // node -> answers for it
+	order []string              // nodes with something queued, first queued first
 	wake  chan struct{}
 	quit  chan struct{}
 	done  chan struct{}
@@ -58,7 +72,7 @@ type safeItem struct {
 }
 
 func newForwarder(send func(node, kind string, data []byte)) *forwarder {
-	f := &forwarder{fwd: make(map[string][]store.Item), safe: make(map[string][]safeItem),
+	f := &forwarder{fwd: make(map[string][]fwdItem), safe: make(map[string][]safeItem),
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}), send: send}
 	go f.run()
 	return f
@@ -71,7 +85,7 @@ func (f *forwarder) noteLocked(node string) {
 }
 
 // queue adds a copy for node; it never blocks.
-func (f *forwarder) queue(node string, it store.Item) {
+func (f *forwarder) queue(node string, it fwdItem) {
 	f.mu.Lock()
 	f.noteLocked(node)
 	f.fwd[node] = append(f.fwd[node], it)
@@ -115,7 +129,7 @@ func (f *forwarder) run() {
 func (f *forwarder) flush() {
 	f.mu.Lock()
 	fwd, safe, order := f.fwd, f.safe, f.order
-	f.fwd, f.safe, f.order = make(map[string][]store.Item), make(map[string][]safeItem), nil
+	f.fwd, f.safe, f.order = make(map[string][]fwdItem), make(map[string][]safeItem), nil
 	f.mu.Unlock()
 	for _, node := range order {
 		for items := fwd[node]; len(items) > 0; {
@@ -155,10 +169,15 @@ func (po *postOffice) forwardLocked(mb *mailbox, e *entry) bool {
 	if node == "" {
 		return false
 	}
+	for _, q := range mb.queue {
+		if o := q.e; o != e && !o.gone && o.node == "" && !o.origin {
+			return false // an earlier one is being stored: this one follows it
+		}
+	}
 	e.node = node
 	it := *e.item
 	it.Recipient = mb.user
-	po.fw.queue(node, it)
+	po.fw.queue(node, fwdItem{Item: it})
 	po.fw.pending(e, time.Now())
 	return true
 }
@@ -216,17 +235,31 @@ func (po *postOffice) expireForwards(before time.Time) {
 	}
 }
 
+// forwardStoredLocked sends e, just stored for a recipient with no
+// session here, on to the node where it is online, if any, to merge.
+func (po *postOffice) forwardStoredLocked(mb *mailbox, e *entry) {
+	if po.fw == nil {
+		return
+	}
+	if node := po.where(mb.user); node != "" {
+		it := *e.item
+		it.Recipient = mb.user
+		po.fw.queue(node, fwdItem{Item: it, Stored: true})
+	}
+}
+
 var errForward = errors.New("forwarded message")
 
 // decodeForward reads the copies another node forwards, refusing them all
 // when one is not a message a node sends.
-func decodeForward(data []byte) ([]store.Item, error) {
-	var items []store.Item
+func decodeForward(data []byte) ([]fwdItem, error) {
+	var items []fwdItem
 	if err := json.Unmarshal(data, &items); err != nil {
 		return nil, fmt.Errorf("%w: %v", errForward, err)
 	}
 	for _, it := range items {
-		if it.Recipient <= 0 || it.ID <= 0 || it.Sender <= 0 || it.GroupKey != "" || it.Kind != "MSG" && it.Kind != "GMSG" ||
+		kindOK := it.Kind == "MSG" || it.Kind == "GMSG" || it.Stored && (it.Kind == "REQUEST" || it.Kind == "NOTICE")
+		if it.Recipient <= 0 || it.ID <= 0 || it.Sender < 0 || it.GroupKey != "" || !kindOK ||
 			len(it.Body) > protocol.MaxLine || len(it.Nick) > 64 || len(it.CID) > 32 {
 			return nil, fmt.Errorf("%w: bad item %d", errForward, it.ID)
 		}
@@ -237,14 +270,23 @@ func decodeForward(data []byte) ([]store.Item, error) {
 // acceptForward queues the copies node forwarded in their recipients'
 // mailboxes here, each answered to node once safe (tellSender). A
 // recipient that left meanwhile gets its copy stored, as any offline one.
-func (po *postOffice) acceptForward(node string, items []store.Item) {
+func (po *postOffice) acceptForward(node string, items []fwdItem) {
 	for i := range items {
-		it := &items[i]
+		it := &items[i].Item
 		mb := po.box(it.Recipient)
 		mb.mu.Lock()
 		if _, ok := slices.BinarySearchFunc(mb.queue, it.ID, func(q slot, id int64) int { return cmp.Compare(q.id, id) }); ok {
 			mb.mu.Unlock()
 			continue // a copy came twice
+		}
+		if items[i].Stored {
+			// Committed by node: merged when its recipient is here, else
+			// it waits in the store for its next login.
+			if mb.sess != nil && !mb.deleting.has(it.ID) {
+				po.mergeLocked(mb, []store.Item{*it})
+			}
+			mb.mu.Unlock()
+			continue
 		}
 		e := &entry{item: it, mb: mb, node: node, origin: true}
 		e.line = formatItem(nil, it)

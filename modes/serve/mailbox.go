@@ -95,6 +95,7 @@ type mailbox struct {
 	watching     bool      // in postOffice.watched
 	refreshing   bool      // a merge of stored rows runs (refresh.go)
 	mailed       bool      // a node of a cluster stored messages for it while it had no session here
+	hinted       bool      // another node stored messages for it (storedHint)
 	deleting     recentIDs // stored entries acknowledged lately, whose rows may not be deleted yet (refresh.go)
 	again        bool      // one more was asked meanwhile
 	watchIdx     int       // its index there; guarded by postOffice.smu
@@ -147,10 +148,11 @@ type postOffice struct {
 	// messages were stored while they have no session here (online on
 	// another node, maybe).
 	cluster    bool
-	storedAway func(users []int64, items map[int64][]store.Item)
 	fw         *forwarder              // live delivery to other nodes (forward.go); nil: none
 	where      func(user int64) string // the node where user is online, "" for none or this one
 	onSent     func(dedupe.Entry)      // hears each client id recorded in the journal
+	readAlways atomic.Bool             // every login reads the store (notices may have been missed)
+	storedHint func(users []int64)     // hears of users whose messages were stored (the other nodes' logins then read the store)
 	arch       *archiver               // the history archive (archive.go); nil: history is not kept
 
 	sent    *dedupe.Table[*sentRec] // client ids of the latest messages of each sender (resend.go)
@@ -768,7 +770,11 @@ func (po *postOffice) attach(ctx context.Context, s *session) (old *session) {
 		mb.resetPushedLocked()
 	}
 	mb.sess, mb.syncing = s, true
-	load := mb.stored > 0 || po.cluster
+	// A node of a cluster reads the store when it, or another node
+	// (storedHint), stored something for the user since it started, or
+	// something was stored when it started (stored).
+	load := mb.stored > 0 || mb.mailed || mb.hinted || po.readAlways.Load()
+	mb.mailed, mb.hinted = false, false
 	mb.mu.Unlock()
 
 	var rows []store.Item
@@ -1105,8 +1111,7 @@ func (po *postOffice) saved(claimed []*entry, err error) {
 	kept := make(map[int64][]store.SentID)
 	var rows []*entry // one copy of each group message stored
 	var pin unpinned
-	var away []int64 // recipients with no session here whose messages were stored
-	var awayItems map[int64][]store.Item
+	var hint []int64 // recipients whose messages were stored, for the other nodes' next logins
 	for _, e := range claimed {
 		if err == nil && e.item.GroupKey != "" && (len(rows) == 0 || rows[len(rows)-1].item.ID != e.item.ID) {
 			po.groupStored(e.item.GroupKey, e.item.ID)
@@ -1135,6 +1140,9 @@ func (po *postOffice) saved(claimed []*entry, err error) {
 			kept[mb.user] = e.keepSentID(kept[mb.user])
 		default:
 			e.state = stSaved
+			if po.storedHint != nil && (len(hint) == 0 || hint[len(hint)-1] != mb.user) {
+				hint = append(hint, mb.user)
+			}
 			testKillBeforeAnswer(e.item)
 			po.tellSender(e, "stored", "")
 			if mb.sess == nil {
@@ -1146,17 +1154,7 @@ func (po *postOffice) saved(claimed []*entry, err error) {
 					mb.stored++
 				}
 				mb.compactLocked()
-				if po.storedAway != nil {
-					if len(away) == 0 || away[len(away)-1] != mb.user {
-						away = append(away, mb.user)
-					}
-					if awayItems == nil {
-						awayItems = make(map[int64][]store.Item)
-					}
-					it := *e.item
-					it.Recipient = mb.user
-					awayItems[mb.user] = append(awayItems[mb.user], it)
-				}
+				po.forwardStoredLocked(mb, e) // to its node, if online on another (forward.go)
 			} else {
 				pin.unpin(e) // it stays until its recipient acknowledges it
 			}
@@ -1166,9 +1164,9 @@ func (po *postOffice) saved(claimed []*entry, err error) {
 	for user, ids := range dels {
 		po.store.DeleteInbox(user, ids, kept[user]...)
 	}
-	if len(away) > 0 {
-		slices.Sort(away)
-		po.storedAway(slices.Compact(away), awayItems)
+	if len(hint) > 0 && po.storedHint != nil {
+		slices.Sort(hint)
+		po.storedHint(slices.Compact(hint))
 	}
 	for _, e := range rows {
 		po.passOwn(e.item.Sender, e.item.GroupKey, e.item.ID)

@@ -174,3 +174,18 @@ func (po *postOffice) mergeItems(user int64, items []store.Item) {
 		po.mergeLocked(mb, items)
 	}
 }
+
+// hintStored notes that another node stored messages for users: their
+// next login here reads the store (attach).
+func (po *postOffice) hintStored(users []int64) {
+	if users == nil {
+		po.readAlways.Store(true)
+		return
+	}
+	for _, u := range users {
+		mb := po.box(u)
+		mb.mu.Lock()
+		mb.hinted = true
+		mb.mu.Unlock()
+	}
+}

@@ -142,7 +142,7 @@ func (po *postOffice) repost(s *session, tag string, to, id int64, t time.Time, 
 	}
 	po.sent.Put(s.user, strings.Clone(cid), e.rec, time.Now())
 	mb.insertLocked(po, e)
-	if mb.sess == nil {
+	if mb.sess == nil && !po.forwardLocked(mb, e) { // online on another node: forward.go
 		po.queueSave(e)
 	}
 	mb.pumpLocked(po)

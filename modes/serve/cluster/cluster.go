@@ -69,6 +69,11 @@ type Hooks struct {
 	// Down says that node is gone (dead, or left): what was sent to it
 	// and not answered will not be.
 	Down func(node string)
+	// Stored says that another node stored messages for these users: a
+	// login here must read the store. With users nil, this node may have
+	// missed such notices (its NATS connection came back): every login
+	// must.
+	Stored func(users []int64)
 	// Event hands user, online here, an event line another node sent
 	// (the server's own text: a NUDGE, TYPING or RECEIPT).
 	Event func(user int64, line []byte)
@@ -149,6 +154,7 @@ func Join(cfg Config, h Hooks) (*Cluster, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	h.fill()
 	var b [8]byte
 	rand.Read(b[:])
 	c := &Cluster{cfg: cfg, log: cfg.Log, hooks: h, prefix: Prefix(cfg.Deployment), inc: hex.EncodeToString(b[:]),
@@ -156,9 +162,19 @@ func Join(cfg Config, h Hooks) (*Cluster, error) {
 	nc, err := nats.Connect(cfg.URL, nats.Name("qchat serve "+cfg.Node), nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond), nats.Timeout(cfg.Timeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			c.log.Warn("cluster: lost NATS", "err", err)
+			if err != nil { // nil: this node closed it
+				c.log.Warn("cluster: lost NATS", "err", err)
+			}
 		}),
-		nats.ReconnectHandler(func(*nats.Conn) { c.log.Info("cluster: NATS back") }))
+		nats.ReconnectHandler(func(*nats.Conn) {
+			c.log.Info("cluster: NATS back")
+			h.Stored(nil) // notices may have been missed meanwhile
+			c.mu.Lock()
+			for node, p := range c.peers {
+				go c.askSnapshot(node, p.inc) // and presence batches
+			}
+			c.mu.Unlock()
+		}))
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", cfg.URL, err)
 	}
@@ -176,6 +192,7 @@ func Join(cfg Config, h Hooks) (*Cluster, error) {
 		{c.subject(cfg.Node, "offer"), c.onOffer},
 		{c.prefix + ".sent", c.onSent},
 		{c.subject(cfg.Node, "event"), c.onEvent},
+		{c.prefix + ".stored", c.onStored},
 		{c.subject(cfg.Node, "fwd"), c.onForward},
 		{c.subject(cfg.Node, "safe"), c.onForward},
 	} {
@@ -700,4 +717,68 @@ func (c *Cluster) onForward(m *nats.Msg) {
 		kind = "safe"
 	}
 	c.hooks.Forward(node, kind, data)
+}
+
+// Stored tells every other node that this one stored messages for users
+// (Hooks.Stored), in one NATS message.
+func (c *Cluster) Stored(users []int64) {
+	b := fmt.Appendf(nil, "STORED %s", c.cfg.Node)
+	for _, u := range users {
+		b = fmt.Appendf(b, " %d", u)
+	}
+	if err := c.nc.Publish(c.prefix+".stored", b); err != nil {
+		c.log.Warn("cluster: publish stored", "err", err)
+	}
+}
+
+func (c *Cluster) onStored(m *nats.Msg) {
+	node, rest, ok := bytes.Cut(m.Data, []byte{' '})
+	if ok {
+		node, rest, ok = bytes.Cut(rest, []byte{' '})
+	}
+	ids, err := parseIDs(append([]byte("STORED "), rest...), "STORED", maxIDs)
+	if !ok || err != nil || !ValidNode(string(node)) || !bytes.HasPrefix(m.Data, []byte("STORED ")) {
+		c.log.Warn("cluster: bad stored notice", "err", err)
+		return
+	}
+	if string(node) != c.cfg.Node {
+		c.hooks.Stored(ids)
+	}
+}
+
+// fill gives the hooks left nil a function that does nothing.
+func (h *Hooks) fill() {
+	if h.Local == nil {
+		h.Local = func([]int64) []presence.Change { return nil }
+	}
+	if h.Remote == nil {
+		h.Remote = func([]int64) {}
+	}
+	if h.Takeover == nil {
+		h.Takeover = func(int64) {}
+	}
+	if h.Mail == nil {
+		h.Mail = func([]int64, []byte) {}
+	}
+	if h.Changed == nil {
+		h.Changed = func(string, int64) {}
+	}
+	if h.Offer == nil {
+		h.Offer = func(string, []byte) {}
+	}
+	if h.Sent == nil {
+		h.Sent = func([]byte) {}
+	}
+	if h.Forward == nil {
+		h.Forward = func(string, string, []byte) {}
+	}
+	if h.Down == nil {
+		h.Down = func(string) {}
+	}
+	if h.Stored == nil {
+		h.Stored = func([]int64) {}
+	}
+	if h.Event == nil {
+		h.Event = func(int64, []byte) {}
+	}
 }

@@ -24,6 +24,7 @@ import (
 //	P.node.<node>.offer OFFER <from-node>\n + the server's own text of a direct-link offer
 //	P.sent              SENT <node>\n + the server's own text of a client id it recorded
 //	P.node.<node>.event EVENT <user>\n + an event line for that user (NUDGE, TYPING, RECEIPT)
+//	P.stored            STORED <node> <user> [<user>...]: messages stored for them
 //	P.node.<node>.fwd   FWD <from-node>\n + messages for users on node (the server's JSON)
 //	P.node.<node>.safe  FWD <from-node>\n + answers for messages node forwarded (the server's JSON)
 //

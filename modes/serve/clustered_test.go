@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"qchat/modes/serve/dedupe"
+	"qchat/modes/serve/resume"
 	"qchat/modes/serve/store/storetest"
 	"qchat/protocol"
 )
@@ -86,6 +88,35 @@ func clusterNode(t *testing.T, storeURL, url, node string) *Server {
 	})
 	t.Cleanup(srv.Shutdown)
 	return srv
+}
+
+// Two nodes with one resume.key (as the README asks): a token is good
+// for one login on either, not one on each.
+func TestTokenSpentOnEveryNode(t *testing.T) {
+	storeURL, url := clusterEnv(t)
+	a := clusterNode(t, storeURL, url, "a")
+	key, err := os.ReadFile(filepath.Join(a.cfg.Data, resume.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataB := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dataB, resume.KeyFile), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := startTestServer(t, func(c *Config) {
+		c.Data, c.Store, c.Cluster, c.Node, c.NodeTimeout = dataB, storeURL, url, "b", 400*time.Millisecond
+		c.TLS = TLSOff
+	})
+	t.Cleanup(b.Shutdown)
+	alice := dial(t, a, "alice")
+	register(alice, "alice", "pw")
+	alice.login("alice", "pw")
+	tok, tok2 := alice.token(), alice.token()
+	alice.want("QUIT", protocol.CodeBye)
+	dial(t, b, "bob1").want("RESUME "+tok, protocol.CodeLoggedIn)
+	dial(t, a, "replayA").want("RESUME "+tok, protocol.CodeLoginFailed)
+	dial(t, b, "replayB").want("RESUME "+tok, protocol.CodeLoginFailed)
+	dial(t, a, "otherA").want("RESUME "+tok2, protocol.CodeLoggedIn)
 }
 
 func clusterEnv(t *testing.T) (storeURL, natsURL string) {

@@ -274,6 +274,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			journal.Close()
 			return nil, err
 		}
+		if tokens != nil {
+			srv.shareTokens()
+		}
 	}
 	srv.useTLS(keys)
 	srv.parker = newParker(cfg.Log)

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -120,4 +121,33 @@ func (s *session) cmdToken(c *protocol.Command) error {
 	token, expires := s.srv.tokens.Mint(snap.id, snap.pwhash, time.Now())
 	s.replyf(c.Tag, protocol.CodeToken, "%s %s", token, protocol.FormatTime(expires))
 	return nil
+}
+
+// shareTokens makes this node of a cluster spend tokens in the database
+// the nodes share (store.SpendToken) as well as in its own file: a token
+// is good for one login on any node (the nodes share resume.key, so each
+// would take it). Tokens past their expiry are forgotten there hourly.
+func (srv *Server) shareTokens() {
+	st := srv.store
+	srv.tokens.Share(func(id string, exp int64) (bool, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return st.SpendToken(ctx, id, time.Unix(exp, 0))
+	})
+	go func() {
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+			case <-srv.lim.quit:
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if err := st.PruneTokens(ctx, time.Now()); err != nil {
+				srv.log.Warn("cluster: prune spent tokens", "err", err)
+			}
+			cancel()
+		}
+	}()
 }

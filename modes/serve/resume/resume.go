@@ -76,9 +76,10 @@ type Keys struct {
 	ttl time.Duration
 
 	mu     sync.Mutex
-	spent  map[string]int64 // "<user>.<nonce>" → when its token expires (unix)
-	file   *os.File         // SpentFile, appended to
-	pruned int64            // unix time of the last pruning of spent
+	spent  map[string]int64                         // "<user>.<nonce>" → when its token expires (unix)
+	shared func(id string, exp int64) (bool, error) // Share; nil for none
+	file   *os.File                                 // SpentFile, appended to
+	pruned int64                                    // unix time of the last pruning of spent
 }
 
 // Open loads the key from dir (the data folder), making a new one on first
@@ -192,12 +193,39 @@ func (k *Keys) Check(token string, secretOf func(user int64) (string, bool), now
 	return user, nil
 }
 
+// Share makes every spend ask fn too, after this server's own record:
+// fn records id (of a token expiring at exp, unix) where other servers
+// see it, and says whether this was its first use. The nodes of a
+// cluster share their database so (store.SpendToken): a token is good for
+// one login on any of them.
+func (k *Keys) Share(fn func(id string, exp int64) (first bool, err error)) {
+	k.mu.Lock()
+	k.shared = fn
+	k.mu.Unlock()
+}
+
 // spend marks id ("<user>.<nonce>", of a token expiring at exp) spent, or
 // returns ErrReplayed when it was.
 func (k *Keys) spend(id string, exp int64, now time.Time) error {
 	k.mu.Lock()
+	_, used := k.spent[id]
+	shared := k.shared
+	k.mu.Unlock()
+	if used {
+		return ErrReplayed
+	}
+	if shared != nil { // not under k.mu: a round trip to the database
+		first, err := shared(id, exp)
+		if err != nil {
+			return fmt.Errorf("spent resumption tokens: %w", err)
+		}
+		if !first {
+			return ErrReplayed
+		}
+	}
+	k.mu.Lock()
 	defer k.mu.Unlock()
-	if _, ok := k.spent[id]; ok {
+	if _, ok := k.spent[id]; ok { // spent here meanwhile
 		return ErrReplayed
 	}
 	if k.file == nil {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -181,5 +182,60 @@ func BenchmarkCheck(b *testing.B) {
 		if _, err := k.Check(tok, users, now); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestSharedSpend: two servers with one key (a cluster's nodes) that
+// share where tokens are spent: a token used on one is refused on the
+// other, and one that fails to record is refused (not let in unchecked).
+func TestSharedSpend(t *testing.T) {
+	now := time.Now()
+	a, err := Open(t.TempDir(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	dirB := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dirB, KeyFile), a.key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(dirB, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var mu sync.Mutex
+	db := make(map[string]int64)
+	down := false
+	shared := func(id string, exp int64) (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			return false, errors.New("database down")
+		}
+		if _, ok := db[id]; ok {
+			return false, nil
+		}
+		db[id] = exp
+		return true, nil
+	}
+	a.Share(shared)
+	b.Share(shared)
+	users := hashes(map[int64]string{1001: "h1"})
+	tok, _ := a.Mint(1001, "h1", now)
+	if u, err := b.Check(tok, users, now); err != nil || u != 1001 {
+		t.Fatalf("first use, on b: %d %v", u, err)
+	}
+	if _, err := a.Check(tok, users, now); !errors.Is(err, ErrReplayed) {
+		t.Fatalf("used on b, then on a: %v, want ErrReplayed", err)
+	}
+	down = true
+	other, _ := a.Mint(1001, "h1", now)
+	if _, err := a.Check(other, users, now); err == nil || errors.Is(err, ErrReplayed) {
+		t.Fatalf("with the shared record down: %v, want its error", err)
+	}
+	down = false
+	if u, err := a.Check(other, users, now); err != nil || u != 1001 {
+		t.Fatalf("once it is back: %d %v", u, err)
 	}
 }

@@ -151,6 +151,13 @@ type Store interface {
 	// says whether another row still holds the same hash, whose bytes must
 	// then stay; ErrNoOfflineFile when there is no such row (any more).
 	DropOfflineFile(ctx context.Context, id int64) (hashHeld bool, err error)
+	// SpendToken records that the resumption token id (good until
+	// expires) was used, and says whether it was the first use: false
+	// when it was recorded before, by any server on this database (the
+	// nodes of a cluster share it). PruneTokens forgets those expired
+	// before before.
+	SpendToken(ctx context.Context, id string, expires time.Time) (first bool, err error)
+	PruneTokens(ctx context.Context, before time.Time) error
 	// Close finishes the queued writes and closes the database.
 	Close() error
 }

@@ -18,6 +18,7 @@ var migrations = []sqlstore.Migration{
 	{Version: 4, What: "receipts and typing settings", Up: sqlstore.Settings("BOOLEAN")},
 	{Version: 6, What: "history archive", Up: sqlstore.ArchiveTable("BIGINT")},
 	{Version: 7, What: "offline files", Up: sqlstore.OfflineTable("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BIGINT")},
+	{Version: 8, What: "spent resumption tokens", Up: sqlstore.TokensTable("BIGINT")},
 }
 
 func base(ctx context.Context, tx sqlstore.Querier) error {

@@ -22,6 +22,7 @@ var migrations = []sqlstore.Migration{
 	{Version: 4, What: "receipts and typing settings", Up: sqlstore.Settings("INTEGER")},
 	{Version: 6, What: "history archive", Up: sqlstore.ArchiveTable("INTEGER")},
 	{Version: 7, What: "offline files", Up: sqlstore.OfflineTable("INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER")},
+	{Version: 8, What: "spent resumption tokens", Up: sqlstore.TokensTable("INTEGER")},
 }
 
 // schema is the oldest schema: a data folder of the first version has

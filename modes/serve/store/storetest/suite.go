@@ -61,6 +61,7 @@ func Run(t *testing.T, newDB NewDB) {
 		{"ArchiveGroups", testArchiveGroups},
 		{"ArchivePrune", testArchivePrune},
 		{"OfflineFiles", testOfflineFiles},
+		{"SpentTokens", testSpentTokens},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {

@@ -93,7 +93,7 @@ func (s *Store) DropOfflineFile(ctx context.Context, id int64) (hashHeld bool, e
 	return hashHeld, err
 }
 
-// OfflineTable is version 7 of both dialects (8 is another branch's): the
+// OfflineTable is version 7 of both dialects: the
 // offline files, found by recipient, by sender (the quota), by age (the
 // expiry) and by hash (bytes shared by several rows). id is the dialect's
 // id column (never reused), bigint its type for a number.

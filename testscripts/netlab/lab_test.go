@@ -130,27 +130,41 @@ func TestLab(t *testing.T) {
 	only := os.Getenv("QCHAT_LAB_CASES") // comma-separated names, for a run by hand
 	src := source(t)
 	t.Cleanup(func() { os.RemoveAll(filepath.Dir(src)) })
-	var table []string
+	// One run of each case (CI): the cases run side by side, each in
+	// namespaces of its own. Several runs (a measurement): one at a time,
+	// so that none slows another.
+	var mu sync.Mutex
+	results := make(map[string][]result)
+	var picked []labCase
 	for _, c := range labCases {
 		if only != "" && !strings.Contains(","+only+",", ","+c.name+",") {
 			continue
 		}
-		var res []result
+		picked = append(picked, c)
+	}
+	t.Cleanup(func() { // after every case, also those run in parallel
+		var table []string
+		for _, c := range picked {
+			table = append(table, summarize(c, results[c.name]))
+		}
+		t.Logf("\n| case | want | path (runs) | link up | first bytes | 20 MiB | direct |\n|---|---|---|---|---|---|---|\n%s",
+			strings.Join(table, "\n"))
+	})
+	for _, c := range picked {
 		for i := 0; i < runs; i++ {
-			ok := t.Run(fmt.Sprintf("%s/%d", c.name, i), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/%d", c.name, i), func(t *testing.T) {
+				if runs == 1 {
+					t.Parallel()
+				}
 				r := runCase(t, c, src)
-				res = append(res, r)
+				mu.Lock()
+				results[c.name] = append(results[c.name], r)
+				mu.Unlock()
 				t.Logf("%s: path %s (first %s, how %s: %s), link up %s, first bytes %s, 20 MiB %s, failed after %s",
 					c.name, r.path, r.first, r.how, r.via, ms(r.up), ms(r.ttfb), ms(r.total), ms(r.fail))
 			})
-			if !ok && runs == 1 {
-				break
-			}
 		}
-		table = append(table, summarize(c, res))
 	}
-	t.Logf("\n| case | want | path (runs) | link up | first bytes | 20 MiB | direct |\n|---|---|---|---|---|---|---|\n%s",
-		strings.Join(table, "\n"))
 }
 
 func summarize(c labCase, res []result) string {

@@ -3,30 +3,60 @@ package netlab
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"qchat/modes/cli"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
-// qchatBin is the qchat binary built for this test run.
+// qchatBin is the qchat the lab runs: this test binary itself (run with
+// QCHAT_LAB_QCHAT=1 it is qchat), or, for a measurement (QCHAT_LAB_RUNS),
+// one built without -race even when the tests run with it: then the lab
+// measures timing (when SYNs leave, how long 20 MiB take), and the race
+// detector's slowdown would measure itself.
 var qchatBin string
 
+// qchatEnv marks a run of qchatBin as qchat.
+const qchatEnv = "QCHAT_LAB_QCHAT=1"
+
 func TestMain(m *testing.M) {
+	if os.Getenv("QCHAT_LAB_QCHAT") == "1" {
+		os.Exit(cli.Run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	os.Exit(buildAndRun(m))
 }
 
-// buildAndRun builds qchat once. Without -race even when the tests run
-// with it: the lab measures timing (when SYNs leave, how long 20 MiB
-// take), and the race detector's slowdown would measure itself.
+// labParallel is how many cases run at once unless -parallel says: a
+// case spends most of its time in setting up namespaces and waiting for
+// its processes, not on a CPU.
+const labParallel = 6
+
 func buildAndRun(m *testing.M) int {
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		flag.Set("test.parallel", strconv.Itoa(labParallel))
+	}
+	if os.Getenv("QCHAT_LAB_RUNS") == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		qchatBin = exe
+		return m.Run()
+	}
 	dir, err := os.MkdirTemp("", "qchat-lab-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -70,7 +100,7 @@ func (l *lab) start(name, ns string, env []string, stdin string, args ...string)
 	l.t.Helper()
 	p := &proc{name: name, wake: make(chan struct{}), done: make(chan struct{})}
 	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns, qchatBin}, args...)...)
-	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Env = append(append(os.Environ(), qchatEnv), env...)
 	p.cmd.Stdin = strings.NewReader(stdin)
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {

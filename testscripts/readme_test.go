@@ -34,6 +34,7 @@ const readmePath = "../README.md"
 // which the blocks then find in the address file as a reader does. Every
 // "# prints: TEXT" comment must hold: a line of the output contains TEXT.
 func TestREADMEShellBlocks(t *testing.T) {
+	t.Parallel() // beside the stories (TestScripts)
 	readme, err := os.ReadFile(readmePath)
 	if err != nil {
 		t.Fatal(err)

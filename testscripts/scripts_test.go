@@ -60,6 +60,7 @@ func (p parallelM) Run() int {
 // TestScripts runs every story in this folder (one subtest per file),
 // then checks every JSON object they printed against the README's table.
 func TestScripts(t *testing.T) {
+	t.Parallel() // beside TestREADMEShellBlocks: both mostly wait for processes
 	logs := t.TempDir()
 	t.Cleanup(func() { checkJSONLogs(t, logs) }) // after the stories, which run in parallel
 	p := Params(".")

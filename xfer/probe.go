@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -26,8 +27,13 @@ import (
 //     reach a far NAT that answers with RST, which would close the
 //     mapping again) and the connects stay pending;
 //   - the other side (prober) dials probePorts random ports of the
-//     sprayer's address from its own peer port, answerDelay later, spread
-//     over probeSpread. A probe that hits one of the mappings goes through
+//     sprayer's address from its own peer port, probeDelay later, spread
+//     over probeSpread (late enough for a sprayer that started late or is
+//     slow to open its sockets, early enough to come before its SYNs are
+//     sent again, at 1 s, with the full TTL: a far NAT that answers those
+//     with RST closes the mapping). A probe reset at once by the sprayer's
+//     NAT (no mapping on that port, or none yet: the sprayer's schedule may
+//     run late on a loaded host) is tried again probeAgain later. A probe that hits one of the mappings goes through
 //     the sprayer's NAT to a pending connect: a simultaneous open. Each
 //     probe also opens the prober's own NAT for that port, so a sprayer's
 //     retransmitted SYN to a hit port gets in as well.
@@ -43,8 +49,10 @@ import (
 const (
 	probeSockets = 512
 	probePorts   = 512
-	probeSpread  = 250 * time.Millisecond
-	probeFirst   = 0 // the first slot of probing; then every one
+	probeDelay   = 200 * time.Millisecond
+	probeSpread  = 500 * time.Millisecond
+	probeAgain   = 700 * time.Millisecond // a port reset at once is tried again this much later
+	probeFirst   = 0                      // the first slot of probing; then every one
 	probeMinPort = 1024
 )
 
@@ -82,9 +90,14 @@ func (p *Peer) probeLoop(ctx context.Context, t Ticket, opts ConnectOptions, spr
 		} else {
 			ports := probeTargets(probePorts, int(raddr.Port))
 			host := raddr.IP.String()
-			l, err = p.race(dctx, ctx, t, opts, len(ports), begin.Add(answerDelay), probeSpread, func(ctx context.Context, i int) (net.Conn, string, error) {
+			l, err = p.race(dctx, ctx, t, opts, len(ports), begin.Add(probeDelay), probeSpread, func(ctx context.Context, i int) (net.Conn, string, error) {
 				addr := net.JoinHostPort(host, strconv.Itoa(ports[i]))
 				c, err := p.Dialer(0).DialContext(ctx, "tcp", addr)
+				if errors.Is(err, syscall.ECONNREFUSED) && sleepCtx(ctx, probeAgain) {
+					// Reset by the sprayer's NAT: no mapping there yet,
+					// maybe only yet (a sprayer that started late).
+					c, err = p.Dialer(0).DialContext(ctx, "tcp", addr)
+				}
 				return c, "dialed " + addr, err
 			})
 		}

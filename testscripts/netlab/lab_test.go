@@ -55,12 +55,14 @@ var labCases = []labCase{
 	{name: "fixed-rst", sides: [2]side{{NAT: fixedRST}, {NAT: fixedRST}}, want: "direct", wantNAT: [2]string{changed, changed}},
 	{name: "public-a", sides: [2]side{{}, {NAT: eimRST}}, want: "direct", wantNAT: [2]string{none, kept}},
 	{name: "public-b", sides: [2]side{{NAT: eimRST}, {}}, want: "direct", wantNAT: [2]string{kept, none}},
-	{name: "random-one", sides: [2]side{{NAT: randRST}, {NAT: eimDrop}}, rate: "6MiB", want: "direct", wantNAT: [2]string{changed, kept}},
+	{name: "random-one", sides: [2]side{{NAT: randRST}, {NAT: eimDrop}}, rate: "3MiB", want: "direct", wantNAT: [2]string{changed, kept}},
 	// One side's NAT changes ports for every destination: the sides
 	// probe for its mapping (xfer/probe.go). Here the port-keeping side
 	// offers, and its NAT answers stray SYNs with RST. A round misses
-	// once in 60: the transfer lasts past the second round.
-	{name: "random-one-rst", sides: [2]side{{NAT: eimRST}, {NAT: randDrop}}, rate: "6MiB", want: "direct", wantNAT: [2]string{kept, changed}},
+	// once in 60, and more often on a loaded machine, where the two sides
+	// keep their schedules less well: the transfer (3 MiB/s, 7 s) lasts
+	// for four rounds.
+	{name: "random-one-rst", sides: [2]side{{NAT: eimRST}, {NAT: randDrop}}, rate: "3MiB", want: "direct", wantNAT: [2]string{kept, changed}},
 	{name: "random", sides: [2]side{{NAT: randRST}, {NAT: randDrop}}, want: "relay", wantNAT: [2]string{changed, changed}},
 	{name: "no-relay", sides: [2]side{{NAT: randRST}, {NAT: randRST}}, noRelay: true, want: "none", wantNAT: [2]string{changed, changed}},
 	// Dual stack: IPv4 behind NAT, global IPv6 behind a stateful

@@ -95,6 +95,10 @@ type peer struct {
 	addr  string    // where its client port is, for relays
 	last  time.Time // its last heartbeat or message
 	users map[int64]struct{}
+	// touched are the users its batches changed while its list was asked
+	// for (nil when it is not): the list may have been made before those
+	// batches, and must not undo them.
+	touched map[int64]bool
 }
 
 // Cluster is one node's membership of a deployment.
@@ -342,7 +346,7 @@ func (c *Cluster) seen(node, inc string) {
 		c.mu.Lock()
 	}
 	if fresh {
-		p = &peer{inc: inc, users: make(map[int64]struct{})}
+		p = &peer{inc: inc, users: make(map[int64]struct{}), touched: make(map[int64]bool)}
 		c.peers[node] = p
 	}
 	p.last = time.Now()
@@ -357,16 +361,24 @@ func (c *Cluster) seen(node, inc string) {
 // as its whole list.
 func (c *Cluster) askSnapshot(node, inc string) {
 	msg, err := c.nc.Request(c.subject(node, "snap"), nil, c.cfg.Timeout)
-	if err != nil {
-		c.log.Warn("cluster: no list from node", "node", node, "err", err)
-		return
+	if err == nil {
+		var from, finc string
+		var b presence.Batch
+		from, finc, b, err = parseFrom(msg.Data)
+		if err == nil && (from != node || finc != inc) {
+			err = errors.New("from another node")
+		}
+		if err == nil {
+			c.apply(node, inc, b.Changes, true)
+			return
+		}
 	}
-	from, finc, b, err := parseFrom(msg.Data)
-	if err != nil || from != node || finc != inc {
-		c.log.Warn("cluster: bad list from node", "node", node, "err", err)
-		return
+	c.log.Warn("cluster: no list from node", "node", node, "err", err)
+	c.mu.Lock()
+	if p := c.peers[node]; p != nil && p.inc == inc {
+		p.touched = nil // its batches go on as they come
 	}
-	c.apply(node, inc, b.Changes, true)
+	c.mu.Unlock()
 }
 
 // onSnapshot answers a request for this node's users.
@@ -402,6 +414,12 @@ func (c *Cluster) apply(node, inc string, changes []presence.Change, whole bool)
 	in := make(map[int64]bool, len(changes))
 	for _, ch := range changes {
 		in[ch.User] = true
+		switch {
+		case whole && p.touched[ch.User]:
+			continue // a batch that came while the list was asked for knows better
+		case !whole && p.touched != nil:
+			p.touched[ch.User] = true
+		}
 		r := c.users[ch.User]
 		if ch.State == presence.Offline {
 			if r != nil && r.node == node {
@@ -424,7 +442,7 @@ func (c *Cluster) apply(node, inc string, changes []presence.Change, whole bool)
 	}
 	if whole {
 		for u := range p.users {
-			if !in[u] {
+			if !in[u] && !p.touched[u] {
 				delete(p.users, u)
 				if r := c.users[u]; r != nil && r.node == node {
 					delete(c.users, u)
@@ -432,6 +450,7 @@ func (c *Cluster) apply(node, inc string, changes []presence.Change, whole bool)
 				}
 			}
 		}
+		p.touched = nil // the list is in: batches apply as they come
 	}
 	c.mu.Unlock()
 	if len(changed) > 0 {

@@ -416,3 +416,28 @@ func TestGarbageIsDropped(t *testing.T) {
 		t.Errorf("garbage made user 1 online")
 	}
 }
+
+// A node's list, asked for when it was first seen, may have been made
+// before batches of its that came first: it must not undo them (a user
+// who logged in there just then stayed unknown elsewhere until its next
+// change). Once the list is in, batches and lists apply as they come.
+func TestStaleListKeepsLaterBatches(t *testing.T) {
+	var told [][]int64
+	c := &Cluster{log: slog.New(slog.DiscardHandler), users: make(map[int64]*remote), peers: make(map[string]*peer)}
+	c.hooks.Remote = func(users []int64) { told = append(told, users) }
+	c.peers["b"] = &peer{inc: "1", users: make(map[int64]struct{}), touched: make(map[int64]bool)} // as seen() leaves it
+	c.apply("b", "1", []presence.Change{{User: 1000, State: presence.Online}}, false)
+	c.apply("b", "1", []presence.Change{{User: 1001, State: presence.Online}}, true) // made before the batch
+	for _, u := range []int64{1000, 1001} {
+		if node, _, _, ok := c.Where(u); !ok || node != "b" {
+			t.Errorf("user %d: on %q (%v), want on b", u, node, ok)
+		}
+	}
+	c.apply("b", "1", []presence.Change{{User: 1001, State: presence.Online}}, true) // a later list is the truth
+	if _, _, _, ok := c.Where(1000); ok {
+		t.Error("a list without 1000, after the first, left 1000 online")
+	}
+	if len(told) != 3 {
+		t.Errorf("the server was told %v, want three changes", told)
+	}
+}

@@ -25,7 +25,11 @@ import (
 //     that its NAT makes probeSockets mappings towards that endpoint; the
 //     first SYN of each has the small TTL of a primed dial (it must not
 //     reach a far NAT that answers with RST, which would close the
-//     mapping again) and the connects stay pending;
+//     mapping again) and the connects stay pending. The SYNs sent again
+//     at 1 s have the full TTL: behind such a NAT the mappings live about
+//     a second, so the sprayer makes probeSockets more in the middle of
+//     the slot, and the two sides' schedules may be a second apart (a
+//     loaded host) and still meet;
 //   - the other side (prober) dials probePorts random ports of the
 //     sprayer's address from its own peer port, probeDelay later, spread
 //     over probeSpread (late enough for a sprayer that started late or is
@@ -83,7 +87,10 @@ func (p *Peer) probeLoop(ctx context.Context, t Ticket, opts ConnectOptions, spr
 		dctx, cancel := context.WithDeadline(ctx, begin.Add(punchSlot))
 		var l *Link
 		if spray {
-			l, err = p.race(dctx, ctx, t, opts, probeSockets, begin, 0, func(ctx context.Context, _ int) (net.Conn, string, error) {
+			l, err = p.race(dctx, ctx, t, opts, 2*probeSockets, begin, 0, func(ctx context.Context, i int) (net.Conn, string, error) {
+				if i >= probeSockets && !sleepCtx(ctx, punchSlot/2) {
+					return nil, "", ctx.Err() // the second half: mid-slot
+				}
 				c, err := dialTTL(ctx, 0, raddr, primeTTL)
 				return c, "dialed " + t.PeerAddr, err
 			})

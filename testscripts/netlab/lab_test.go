@@ -28,6 +28,11 @@ type labCase struct {
 	want     string    // the path the transfer ends on: "direct", "relay", or "none" (it fails, quickly and saying why)
 	wantVia  string    // a regexp the link's "via" must match, when set
 	wantNAT  [2]string // the NAT kind each side reports
+	// tries: in a single run (CI, on a loaded host) a case whose path
+	// depends on chance (probing) may go again this many times in all
+	// before its path counts; a measurement (QCHAT_LAB_RUNS) counts
+	// every run.
+	tries int
 }
 
 var (
@@ -55,14 +60,14 @@ var labCases = []labCase{
 	{name: "fixed-rst", sides: [2]side{{NAT: fixedRST}, {NAT: fixedRST}}, want: "direct", wantNAT: [2]string{changed, changed}},
 	{name: "public-a", sides: [2]side{{}, {NAT: eimRST}}, want: "direct", wantNAT: [2]string{none, kept}},
 	{name: "public-b", sides: [2]side{{NAT: eimRST}, {}}, want: "direct", wantNAT: [2]string{kept, none}},
-	{name: "random-one", sides: [2]side{{NAT: randRST}, {NAT: eimDrop}}, rate: "3MiB", want: "direct", wantNAT: [2]string{changed, kept}},
+	{name: "random-one", sides: [2]side{{NAT: randRST}, {NAT: eimDrop}}, rate: "3MiB", tries: 2, want: "direct", wantNAT: [2]string{changed, kept}},
 	// One side's NAT changes ports for every destination: the sides
 	// probe for its mapping (xfer/probe.go). Here the port-keeping side
 	// offers, and its NAT answers stray SYNs with RST. A round misses
 	// once in 60, and more often on a loaded machine, where the two sides
 	// keep their schedules less well: the transfer (3 MiB/s, 7 s) lasts
-	// for four rounds.
-	{name: "random-one-rst", sides: [2]side{{NAT: eimRST}, {NAT: randDrop}}, rate: "3MiB", want: "direct", wantNAT: [2]string{kept, changed}},
+	// for four rounds, and in a single run the case may go twice.
+	{name: "random-one-rst", sides: [2]side{{NAT: eimRST}, {NAT: randDrop}}, rate: "3MiB", tries: 2, want: "direct", wantNAT: [2]string{kept, changed}},
 	{name: "random", sides: [2]side{{NAT: randRST}, {NAT: randDrop}}, want: "relay", wantNAT: [2]string{changed, changed}},
 	{name: "no-relay", sides: [2]side{{NAT: randRST}, {NAT: randRST}}, noRelay: true, want: "none", wantNAT: [2]string{changed, changed}},
 	// Dual stack: IPv4 behind NAT, global IPv6 behind a stateful
@@ -81,6 +86,7 @@ type result struct {
 	ttfb  time.Duration // from "offer accepted" to the first bytes in the receiver's part file (its first chunk, 16 KiB)
 	total time.Duration // from "offer accepted" to the receiver's file line
 	fail  time.Duration // "none": from the start of /send to its failure
+	again bool          // not the path wanted, and another try is allowed
 }
 
 const fileSize = 20 << 20
@@ -158,7 +164,10 @@ func TestLab(t *testing.T) {
 				if runs == 1 {
 					t.Parallel()
 				}
-				r := runCase(t, c, src)
+				r := runCase(t, c, src, runs > 1 || c.tries <= 1)
+				for try := 2; r.again; try++ {
+					r = runCase(t, c, src, try >= c.tries)
+				}
 				mu.Lock()
 				results[c.name] = append(results[c.name], r)
 				mu.Unlock()
@@ -231,7 +240,7 @@ var (
 
 // runCase builds the network, sends the file from A to B, and checks and
 // measures what happened.
-func runCase(t *testing.T, c labCase, src string) result {
+func runCase(t *testing.T, c labCase, src string, final bool) result {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	l := newLab(t, c.name, c.sides, c.adjacent)
@@ -369,7 +378,12 @@ func runCase(t *testing.T, c labCase, src string) result {
 	if rec.Via != r.path {
 		t.Errorf("the receiver says the file came over a %s link, the sender's last link is %s", rec.Via, r.path)
 	}
-	if r.path != c.want {
+	switch {
+	case r.path == c.want:
+	case !final:
+		r.again = true
+		t.Logf("path %s (%s %s), want %s: one more try", r.path, r.how, r.via, c.want)
+	default:
 		t.Errorf("path %s (%s %s), want %s", r.path, r.how, r.via, c.want)
 	}
 	if c.wantVia != "" && !regexp.MustCompile(c.wantVia).MatchString(r.via) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -119,7 +118,7 @@ func netnsUsable() string {
 			netnsWhy = "network namespaces need ip (iproute2)"
 			return
 		}
-		removeStaleLans()
+		RemoveStaleNamespaces("qdisco")
 		probe := fmt.Sprintf("qdisco-%d-probe", os.Getpid())
 		if out, err := exec.Command("ip", "netns", "add", probe).CombinedOutput(); err != nil {
 			netnsWhy = fmt.Sprintf("cannot make a network namespace: %v: %s", err, bytes.TrimSpace(out))
@@ -133,23 +132,29 @@ func netnsUsable() string {
 	return netnsWhy
 }
 
-var staleLan = regexp.MustCompile(`^qdisco-(\d+)-\S+`)
-
-// removeStaleLans deletes the namespaces of runs whose process is gone.
-func removeStaleLans() {
+// RemoveStaleNamespaces deletes the network namespaces named
+// "<prefix>-<pid>-..." whose test process is gone (a run killed before
+// its cleanups ran): the LAN stories' (qdisco) and netlab's (qlab).
+func RemoveStaleNamespaces(prefix string) {
 	out, err := exec.Command("ip", "netns", "list").Output()
 	if err != nil {
 		return
 	}
 	for _, line := range bytes.Split(out, []byte("\n")) {
-		m := staleLan.FindSubmatch(line)
-		if m == nil {
+		f := bytes.Fields(line)
+		if len(f) == 0 {
 			continue
 		}
-		pid, _ := strconv.Atoi(string(m[1]))
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+		rest, ok := strings.CutPrefix(string(f[0]), prefix+"-")
+		pid, _, ok2 := strings.Cut(rest, "-")
+		if !ok || !ok2 {
 			continue
 		}
-		exec.Command("ip", "netns", "del", string(bytes.Fields(line)[0])).Run()
+		if n, err := strconv.Atoi(pid); err != nil {
+			continue
+		} else if _, err := os.Stat(fmt.Sprintf("/proc/%d", n)); err == nil {
+			continue
+		}
+		exec.Command("ip", "netns", "del", string(f[0])).Run()
 	}
 }

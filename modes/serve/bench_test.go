@@ -67,6 +67,25 @@ func benchStore(b *testing.B, sync string) store.Store {
 	return st
 }
 
+// benchPostOffice is a post office on a fresh benchStore, with the
+// default config (returned), closed at the end of the benchmark.
+func benchPostOffice(b *testing.B, sync string) (*postOffice, Config) {
+	b.Helper()
+	ctx := context.Background()
+	st := benchStore(b, sync)
+	ids, err := newIDAlloc(ctx, st, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := Defaults()
+	po, err := newPostOffice(ctx, st, ids, slog.New(slog.DiscardHandler), cfg.AckGrace, cfg.MaxQueue, 1024, cfg.MaxOutbound/2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(po.close)
+	return po, cfg
+}
+
 // discardConn is a connection that swallows writes and never reads.
 type discardConn struct{ net.Conn }
 
@@ -84,17 +103,7 @@ func benchSession(srv *Server, user int64, nick string) *session {
 // ACK, and the "delivered" answer to the sender.
 func BenchmarkRoute(b *testing.B) {
 	ctx := context.Background()
-	st := benchStore(b, "full")
-	ids, err := newIDAlloc(ctx, st, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := Defaults()
-	po, err := newPostOffice(ctx, st, ids, slog.New(slog.DiscardHandler), cfg.AckGrace, cfg.MaxQueue, 1024, cfg.MaxOutbound/2)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer po.close()
+	po, cfg := benchPostOffice(b, "full")
 	srv := &Server{cfg: cfg}
 	alice, bob := benchSession(srv, 1000, "alice"), benchSession(srv, 1001, "bob")
 	po.attach(ctx, alice)
@@ -122,17 +131,7 @@ func BenchmarkRoute(b *testing.B) {
 // pushed, and acknowledged by ACK ..<id>, parsed too.
 func BenchmarkRouteUnbatched(b *testing.B) {
 	ctx := context.Background()
-	st := benchStore(b, "full")
-	ids, err := newIDAlloc(ctx, st, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := Defaults()
-	po, err := newPostOffice(ctx, st, ids, slog.New(slog.DiscardHandler), cfg.AckGrace, cfg.MaxQueue, 1024, cfg.MaxOutbound/2)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer po.close()
+	po, cfg := benchPostOffice(b, "full")
 	srv := &Server{cfg: cfg, po: po}
 	alice, bob := benchSession(srv, 1000, "alice"), benchSession(srv, 1001, "bob")
 	alice.text, bob.text = alice.str, bob.str
@@ -333,17 +332,7 @@ func BenchmarkGroupFanout(b *testing.B) {
 
 func benchGroupFanout(b *testing.B, members, held int) {
 	ctx := context.Background()
-	st := benchStore(b, "full")
-	ids, err := newIDAlloc(ctx, st, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := Defaults()
-	po, err := newPostOffice(ctx, st, ids, slog.New(slog.DiscardHandler), cfg.AckGrace, cfg.MaxQueue, 1024, cfg.MaxOutbound/2)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer po.close()
+	po, cfg := benchPostOffice(b, "full")
 	srv := &Server{cfg: cfg}
 	alice := benchSession(srv, 1000, "alice")
 	po.attach(ctx, alice)
@@ -390,17 +379,7 @@ func BenchmarkRouteClientIDMemory(b *testing.B) { benchRouteID(b, false) }
 
 func benchRouteID(b *testing.B, journal bool) {
 	ctx := context.Background()
-	st := benchStore(b, "full")
-	ids, err := newIDAlloc(ctx, st, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := Defaults()
-	po, err := newPostOffice(ctx, st, ids, slog.New(slog.DiscardHandler), cfg.AckGrace, cfg.MaxQueue, 1024, cfg.MaxOutbound/2)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer po.close()
+	po, cfg := benchPostOffice(b, "full")
 	j, _, err := dedupe.OpenJournal(b.TempDir(), time.Hour, time.Now())
 	if err != nil {
 		b.Fatal(err)

@@ -3,7 +3,6 @@ package serve
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -287,18 +286,8 @@ func TestArchiveWatermark(t *testing.T) {
 // commits in the background, SQLite synchronous=normal).
 func BenchmarkRouteHistory(b *testing.B) {
 	ctx := context.Background()
-	st := benchStore(b, "normal")
-	ids, err := newIDAlloc(ctx, st, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := Defaults()
-	po, err := newPostOffice(ctx, st, ids, slog.New(slog.DiscardHandler), cfg.AckGrace, cfg.MaxQueue, 1024, cfg.MaxOutbound/2)
-	if err != nil {
-		b.Fatal(err)
-	}
+	po, cfg := benchPostOffice(b, "normal")
 	po.arch = newArchiver(po, 24*time.Hour)
-	defer po.close()
 	srv := &Server{cfg: cfg}
 	alice, bob := benchSession(srv, 1000, "alice"), benchSession(srv, 1001, "bob")
 	po.attach(ctx, alice)

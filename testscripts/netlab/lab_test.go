@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"qchat/testscripts"
 	"regexp"
 	"sort"
 	"strconv"
@@ -126,7 +127,7 @@ func TestLab(t *testing.T) {
 	if why := labUsable(); why != "" {
 		t.Skip(why)
 	}
-	removeStale()
+	testscripts.RemoveStaleNamespaces("qlab")
 	runs := 1
 	if s := os.Getenv("QCHAT_LAB_RUNS"); s != "" {
 		n, err := strconv.Atoi(s)

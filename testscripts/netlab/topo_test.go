@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -262,28 +260,6 @@ func (l *lab) remove() {
 		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
 			l.t.Errorf("ip netns del %s: %v: %s", ns, err, out)
 		}
-	}
-}
-
-var staleNS = regexp.MustCompile(`^qlab-(\d+)-\S+`)
-
-// removeStale deletes the namespaces of lab runs whose process is gone
-// (a test killed before its cleanups ran).
-func removeStale() {
-	out, err := exec.Command("ip", "netns", "list").Output()
-	if err != nil {
-		return
-	}
-	for _, line := range bytes.Split(out, []byte("\n")) {
-		m := staleNS.FindSubmatch(line)
-		if m == nil {
-			continue
-		}
-		pid, _ := strconv.Atoi(string(m[1]))
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
-			continue
-		}
-		exec.Command("ip", "netns", "del", string(bytes.Fields(line)[0])).Run()
 	}
 }
 
